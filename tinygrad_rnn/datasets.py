@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import sysconfig
 from functools import lru_cache
 from importlib import resources
@@ -98,6 +99,15 @@ def sunspots() -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 
 
+def _stdlib_py_files(root: Path) -> list[Path]:
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        # prune in place so os.walk never descends into third-party packages
+        subdirs[:] = [d for d in subdirs if d not in ("site-packages", "dist-packages")]
+        found.extend(Path(directory) / f for f in files if f.endswith(".py"))
+    return found
+
+
 def python_source(max_chars: int | None = None) -> str:
     """A large character corpus: the running interpreter's standard-library ``.py`` files.
 
@@ -110,10 +120,7 @@ def python_source(max_chars: int | None = None) -> str:
     if max_chars is not None:
         max_chars = _check_count("max_chars", max_chars)
     root = Path(sysconfig.get_paths()["stdlib"])
-    paths = sorted(
-        (p for p in root.rglob("*.py") if not {"site-packages", "dist-packages"} & set(p.relative_to(root).parts)),
-        key=lambda p: p.relative_to(root).parts,
-    )
+    paths = sorted(_stdlib_py_files(root), key=lambda p: p.relative_to(root).parts)
     pieces: list[str] = []
     total = 0
     for path in paths:
