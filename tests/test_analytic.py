@@ -297,18 +297,22 @@ def test_sigmoid_is_stable_at_large_inputs():
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_saturated_gates_raise_no_warnings(kind, dtype):
-    arrays, params, upstream = make_problem(kind, T=4, N=2, dtype=dtype)
-    x = (arrays["x"] * 1e4).astype(dtype)  # pre-activations around +-1e4
+def test_saturated_gates_raise_no_warnings(kind):
+    arrays, params, upstream = make_problem(kind, T=4, N=2)
+    arrays["x"] = arrays["x"] * 1e4  # pre-activations around +-1e4
+    runs = {}
     with np.errstate(all="raise"):
-        results, cache = forward(kind, x, arrays["h0"], arrays["c0"], params)
-        got = backward(kind, upstream, cache)
-    for value in [*results.values(), *got.values()]:
-        assert np.all(np.isfinite(value))
-    assert np.all(np.abs(results["output"]) <= 1.0)
-    # saturated gates pass no gradient back to the input of that step
-    assert np.abs(got["x"]).max() < 1e-3 * np.abs(upstream["output"]).max()
+        for dtype in (np.float32, np.float64):
+            cast = {k: v.astype(dtype) for k, v in {**arrays, **params}.items()}
+            results, cache = forward(kind, cast["x"], cast["h0"], cast["c0"],
+                                     {n: cast[n] for n in PARAM_NAMES})
+            got = backward(kind, {k: v.astype(dtype) for k, v in upstream.items()}, cache)
+            runs[dtype] = {**results, **got}
+    for key, value in runs[np.float64].items():
+        assert np.all(np.isfinite(value)), key
+        # float32 saturates to the same values as float64 (no overflow, no NaN)
+        np.testing.assert_allclose(runs[np.float32][key], value, rtol=1e-3, atol=1e-3, err_msg=key)
+    assert np.all(np.abs(runs[np.float64]["output"]) <= 1.0)
 
 
 def _valid(kind="lstm", T=2, N=3, I=4, H=5):
