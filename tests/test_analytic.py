@@ -268,6 +268,96 @@ def test_matches_torch_fixture(name):
         assert got["bias_ih"] is None and got["bias_hh"] is None
 
 
+def _stacked_layer_from_analytic(fx):
+    """Compose the one-direction analytic pieces into a full torch-style layer.
+
+    Covers num_layers, bidirectional, batch_first, unbatched input and
+    lengths: with lengths every sequence runs alone over its first len_b
+    steps, the reverse direction on those steps reversed, padded outputs stay 0.
+    Returns (results, grads) keyed like the fixture's ``out`` and ``grad``.
+    """
+    cfg, meta = fx["config"], fx["meta"]
+    kind = _fixture_kind(cfg)
+    H, layers = cfg["hidden_size"], cfg["num_layers"]
+    D = 2 if cfg["bidirectional"] else 1
+
+    def to_time_major(a):  # fixture layout -> (L, N, F)
+        a = a[:, None] if meta["unbatched"] else a
+        return a.transpose(1, 0, 2) if cfg["batch_first"] else a
+
+    def from_time_major(a, like):
+        a = a.transpose(1, 0, 2) if cfg["batch_first"] else a
+        return a.reshape(like.shape)
+
+    x = to_time_major(fx["x"])
+    L, N, _ = x.shape
+    states = {k: None if fx[k] is None else fx[k].reshape(D * layers, N, H) for k in ("h0", "c0")}
+    g = {"output": to_time_major(fx["g"]["output"])}
+    g.update({k: fx["g"][k].reshape(D * layers, N, H) for k in ("h_n", "c_n") if k in fx["g"]})
+    if fx["lengths"] is None:
+        groups = [(slice(0, N), L)]  # the whole batch in one call
+    else:
+        groups = [(slice(b, b + 1), int(n)) for b, n in enumerate(fx["lengths"])]
+
+    results = {k: np.zeros((D * layers, N, H)) for k in g if k != "output"}
+    caches, layer_in = {}, x
+    for layer in range(layers):
+        layer_out = np.zeros((L, N, D * H), dtype=x.dtype)
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            params = {n: fx["params"][n + sfx] for n in PARAM_NAMES if n + sfx in fx["params"]}
+            k = layer * D + d
+            for rows, n in groups:
+                seq = layer_in[:n, rows][::-1] if d else layer_in[:n, rows]
+                init = {s: None if v is None else v[k, rows] for s, v in states.items()}
+                res, caches[layer, d, rows.start] = forward(kind, seq, init["h0"], init["c0"], params)
+                layer_out[:n, rows, d * H:(d + 1) * H] = res["output"][::-1] if d else res["output"]
+                for key in results:
+                    results[key][k, rows] = res[key]
+        layer_in = layer_out
+    results["output"] = layer_in
+
+    grads = {"h0": np.zeros((D * layers, N, H)), "c0": np.zeros((D * layers, N, H))}
+    d_layer_out = g["output"]
+    for layer in reversed(range(layers)):
+        d_layer_in = np.zeros((L, N, x.shape[2] if layer == 0 else D * H))
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            k = layer * D + d
+            for rows, n in groups:
+                d_out = d_layer_out[:n, rows, d * H:(d + 1) * H]
+                upstream = {"output": d_out[::-1] if d else d_out}
+                upstream.update({key: g[key][k, rows] for key in ("h_n", "c_n") if key in g})
+                got = backward(kind, upstream, caches[layer, d, rows.start])
+                d_layer_in[:n, rows] += got["x"][::-1] if d else got["x"]
+                for name in PARAM_NAMES:
+                    if got[name] is not None:
+                        grads[name + sfx] = grads.get(name + sfx, 0) + got[name]
+                grads["h0"][k, rows] = got["h0"]
+                if "c0" in got:
+                    grads["c0"][k, rows] = got["c0"]
+        d_layer_out = d_layer_in
+    grads["x"] = d_layer_out
+
+    results["output"] = from_time_major(results["output"], fx["out"]["output"])
+    grads["x"] = from_time_major(grads["x"], fx["x"])
+    return results, grads
+
+
+@pytest.mark.parametrize("name", fixture_names("layer_"))
+def test_composed_layer_matches_torch_fixture(name):
+    # Checks the fixtures' documented semantics (stacking, reverse direction,
+    # batch_first, lengths, unbatched) against the analytic pieces.
+    fx = load_fixture(name)
+    tol = _tolerance(fx)
+    results, grads = _stacked_layer_from_analytic(fx)
+    for key, expected in fx["out"].items():
+        np.testing.assert_allclose(results[key].reshape(expected.shape), expected, **tol, err_msg=key)
+    assert set(fx["grad"]) <= set(grads)
+    for key, expected in fx["grad"].items():
+        np.testing.assert_allclose(grads[key].reshape(expected.shape), expected, **tol, err_msg=key)
+
+
 # ---------------------------------------------------------------------------
 # dtype, stability, validation
 # ---------------------------------------------------------------------------
