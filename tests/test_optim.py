@@ -340,8 +340,14 @@ def test_state_dict_round_trip_is_bitwise(config):
     fresh.load_state_dict(saved)
     assert fresh.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
+    saved_copy = {i: {k: np.copy(v) for k, v in s.items()} for i, s in saved["state"].items()}
+
     train(opt, params, grads[3:])
     train(fresh, copies, grads[3:])
+    # Loading copies the buffers: training the fresh optimizer left the dict intact.
+    for i, buffers in saved_copy.items():
+        for k, v in buffers.items():
+            np.testing.assert_array_equal(saved["state"][i][k], v)
     for p, q in zip(params, copies):
         np.testing.assert_array_equal(p.data, q.data)
         assert p.data.tobytes() == q.data.tobytes()
@@ -403,6 +409,16 @@ def test_load_state_dict_rejects_malformed_dict():
     sd["state"][7] = sd["state"][0]
     with pytest.raises(ValueError, match="index 7"):
         opt.load_state_dict(sd)
+
+
+def test_load_state_dict_casts_buffers_to_param_dtype():
+    opt, params = _trained_adam()  # float64 buffers
+    copies = [P(p.data.astype(np.float32)) for p in params]
+    fresh = Adam(copies)
+    fresh.load_state_dict(opt.state_dict())
+    for p in copies:
+        assert fresh.state[id(p)]["exp_avg"].dtype == np.float32
+        assert fresh.state[id(p)]["exp_avg_sq"].dtype == np.float32
 
 
 def test_failed_load_leaves_optimizer_untouched():

@@ -596,8 +596,9 @@ def clip_grad_norm_(
     coef = max_norm / (total + 1e-6)
     if not math.isnan(coef):
         coef = min(coef, 1.0)
-    for g in grads:
-        g *= coef
+    with np.errstate(invalid="ignore"):  # inf * 0 when the total itself is inf
+        for g in grads:
+            g *= coef
     return total
 
 
