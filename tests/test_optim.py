@@ -7,7 +7,9 @@ with ``.data``/``.grad``, which is all the optimizers rely on.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -777,3 +779,77 @@ def test_second_scheduler_keeps_original_base_lr():
 def test_scheduler_arguments_are_validated(make, name):
     with pytest.raises(ValueError, match=name):
         make(_two_group_sgd())
+
+
+# ---------------------------------------------------------------------------
+# PyTorch oracle (recorded by scripts/make_optim_fixtures.py; torch not needed here)
+# ---------------------------------------------------------------------------
+
+TORCH_FIXTURE = Path(__file__).parent / "fixtures" / "optim_torch.npz"
+OPTIMIZERS_BY_NAME = {"SGD": SGD, "RMSprop": RMSprop, "Adam": Adam, "AdamW": AdamW, "Adagrad": Adagrad}
+
+
+def _torch_fixture():
+    data = np.load(TORCH_FIXTURE)
+    return data, json.loads(str(data["meta"]))
+
+
+def _unflatten(vector, shapes):
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(vector[start:start + size].reshape(shape))
+        start += size
+    return out
+
+
+def _torch_cases(kind):
+    _, meta = _torch_fixture()
+    return [pytest.param(case, id=case["key"]) for case in meta[kind]]
+
+
+@pytest.mark.parametrize("case", _torch_cases("optimizers"))
+def test_optimizer_trajectory_matches_torch(case):
+    data, _ = _torch_fixture()
+    shapes = [tuple(s) for s in case["shapes"]]
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in case["kwargs"].items()}
+    init = _unflatten(data[case["key"] + "/init"], shapes)
+    grads = [_unflatten(g, shapes) for g in data[case["key"] + "/grads"]]
+    expected = data[case["key"] + "/trajectory"]
+
+    trajectory, params, _ = run_optimizer(OPTIMIZERS_BY_NAME[case["optimizer"]], kwargs, init, grads)
+    got = np.stack([np.concatenate([a.ravel() for a in step]) for step in trajectory])
+    assert got.dtype == expected.dtype
+    # Same order of operations as torch; torch's CPU kernels may fuse multiply-adds,
+    # so allow a few rounding errors of the (order-one) parameter values.
+    tolerance = 4 * np.finfo(got.dtype).eps * max(1.0, float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("case", _torch_cases("schedules"))
+def test_schedule_matches_torch(case):
+    data, _ = _torch_fixture()
+    base_lrs = case["base_lrs"]
+    opt = SGD([{"params": [P(np.zeros(1))], "lr": lr} for lr in base_lrs], lr=base_lrs[0])
+    kwargs = case["kwargs"]
+    if case["scheduler"] == "warmup_cosine":
+        sched = warmup_cosine(opt, **kwargs)
+    else:
+        sched = {"StepLR": StepLR, "CosineAnnealingLR": CosineAnnealingLR, "LinearLR": LinearLR}[
+            case["scheduler"]](opt, **kwargs)
+    expected = data[case["key"] + "/lrs"]
+    got = _lr_sequence(sched, len(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("case", _torch_cases("clipping"))
+def test_clip_grad_norm_matches_torch(case):
+    data, _ = _torch_fixture()
+    shapes = [tuple(s) for s in case["shapes"]]
+    params = [P(np.zeros(s)) for s in shapes]
+    for p, g in zip(params, _unflatten(data[case["key"] + "/grads"], shapes)):
+        p.grad = g.copy()
+    total = clip_grad_norm_(params, case["max_norm"], norm_type=case["norm_type"])
+    assert total == pytest.approx(float(data[case["key"] + "/total"]), rel=1e-13)
+    got = np.concatenate([p.grad.ravel() for p in params])
+    np.testing.assert_allclose(got, data[case["key"] + "/clipped"], rtol=1e-13)
