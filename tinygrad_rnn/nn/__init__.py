@@ -1,0 +1,10 @@
+"""Modules: containers of parameters, feed-forward layers, recurrent cells and sequence layers."""
+from .cells import GRUCell, LSTMCell, RNNCell, gru_step, lstm_step, rnn_step
+from .layers import Dropout, Embedding, Linear, Sequential
+from .module import Module, ModuleList, Parameter
+from .recurrent import GRU, LSTM, RNN
+
+__all__ = [
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dropout", "Embedding", "Linear",
+    "Module", "ModuleList", "Parameter", "Sequential", "gru_step", "lstm_step", "rnn_step",
+]
