@@ -413,6 +413,13 @@ def test_load_state_dict_rejects_malformed_dict():
         opt.load_state_dict(sd)
 
 
+def test_load_state_dict_rejects_other_optimizer_kind():
+    opt, params = _trained_adam()
+    sgd = SGD([P(p.data.copy()) for p in params], lr=0.1)
+    with pytest.raises(ValueError, match="momentum"):
+        sgd.load_state_dict(opt.state_dict())
+
+
 def test_load_state_dict_casts_buffers_to_param_dtype():
     opt, params = _trained_adam()  # float64 buffers
     copies = [P(p.data.astype(np.float32)) for p in params]

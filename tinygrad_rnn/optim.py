@@ -228,6 +228,12 @@ class Optimizer:
             )
         params_by_index: dict[int, ParameterLike] = {}
         for gi, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            missing = sorted(set(self.defaults) - set(saved))
+            if missing:
+                raise ValueError(
+                    f"param_groups[{gi}] in state_dict lacks option(s) {missing} of {type(self).__name__} "
+                    "(was it saved from a different optimizer?)"
+                )
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"param_groups[{gi}] has {len(saved['params'])} parameter(s) in state_dict, "
