@@ -134,9 +134,9 @@ def test_adding_problem_seeded_and_baseline():
 
 
 def test_adding_problem_errors():
-    with pytest.raises(ValueError, match="T"):
+    with pytest.raises(ValueError, match="T must be >= "):
         adding_problem(3, 1)
-    with pytest.raises(ValueError, match="n"):
+    with pytest.raises(ValueError, match="n must be >= 1"):
         adding_problem(0, 5)
 
 
@@ -166,7 +166,7 @@ def test_copy_task_seeded_symbol_spread_and_baseline():
     np.testing.assert_array_equal(x1, x2)
     assert set(np.unique(x1[:, :10]).tolist()) == set(range(1, 9))
     assert copy_task_baseline(100) == pytest.approx(10 * math.log(8) / 120)
-    with pytest.raises(ValueError, match="T"):
+    with pytest.raises(ValueError, match="T must be >= "):
         copy_task(2, 0)
 
 
@@ -260,5 +260,5 @@ def test_reber_errors():
     assert not is_embedded_reber("")
     with pytest.raises(TypeError):
         reber_next_symbols(123)
-    with pytest.raises(ValueError, match="n"):
+    with pytest.raises(ValueError, match="n must be >= 1"):
         embedded_reber(0)
