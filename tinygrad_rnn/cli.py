@@ -1,0 +1,360 @@
+"""The ``tinygrad-rnn`` command: ``train``, ``sample``, ``graph`` and ``check``.
+
+``tinygrad-rnn train`` with no arguments trains a character-level LSTM on the bundled first names,
+prints its held-out loss next to a bigram baseline and ten sampled names, and writes a checkpoint.
+Every user error ends with a one-line message on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """A problem with the user's input: printed as one line, exit code 1."""
+
+
+# ----- train -------------------------------------------------------------------------------------
+def _names_data(tokenizer: Any, names: list[str], batch_size: int, seed: int):
+    """Each name becomes ``<eos> n a m e <eos>``: inputs all but the last id, targets all but the
+    first; padded targets are ignored (-100) so they add nothing to the loss."""
+    from .data import batches
+
+    eos = tokenizer.eos_id
+    seqs = [np.concatenate([[eos], tokenizer.encode(n), [eos]]) for n in names]
+    length = max(len(s) for s in seqs) - 1
+    x = np.full((len(seqs), length), eos, dtype=np.int64)
+    y = np.full((len(seqs), length), -100, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        x[i, :len(s) - 1] = s[:-1]
+        y[i, :len(s) - 1] = s[1:]
+    epoch_rng = np.random.default_rng(seed)
+
+    def train_batches():
+        for bx, by in batches(x, y, batch_size=batch_size, shuffle=True, seed=epoch_rng):
+            used = int((by != -100).sum(axis=1).max())  # trim columns that are padding everywhere
+            yield bx[:, :used], by[:, :used]
+    return seqs, train_batches, (x, y)
+
+
+def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
+    """Load the corpus, fit (or reuse) the tokenizer, and build train/validation batches."""
+    from .data import CharTokenizer, lm_batches
+    from .datasets import load_text, names
+
+    rng = np.random.default_rng(args.seed)
+    if args.data is None:
+        corpus = names()
+        order = rng.permutation(len(corpus))
+        n_val = max(1, int(len(corpus) * 0.1))
+        val_names = [corpus[i] for i in order[:n_val]]
+        train_names = [corpus[i] for i in order[n_val:]]
+        if tokenizer is None:
+            tokenizer = CharTokenizer(specials=("<eos>",)).fit(train_names + val_names)
+        train_seqs, train_batches, _ = _names_data(tokenizer, train_names, args.batch_size, args.seed)
+        val_seqs, _, (vx, vy) = _names_data(tokenizer, val_names, args.batch_size, args.seed)
+        return dict(mode="names", tokenizer=tokenizer, train=train_batches, val=[(vx, vy)],
+                    stateful=False, train_seqs=train_seqs, val_seqs=val_seqs, source="names")
+    text = load_text(args.data)
+    if len(text) < 200:
+        raise CLIError(f"--data {args.data}: the text has {len(text)} characters; need at least 200")
+    if tokenizer is None:
+        tokenizer = CharTokenizer(specials=("<eos>",), unknown="unk").fit(text)
+    ids = tokenizer.encode(text)
+    split = int(len(ids) * 0.9)
+    train_ids, val_ids = ids[:split], ids[split:]
+    seq_len = min(args.seq_len, max(2, len(val_ids) // 2 - 1))
+    for part, name in ((train_ids, "training"), (val_ids, "validation")):
+        if len(part) < 2 * seq_len + 2:
+            raise CLIError(f"--data {args.data}: the {name} split is too short for --seq-len {args.seq_len}")
+    batch = max(1, min(args.batch_size, (len(train_ids) - 1) // seq_len))
+    return dict(mode="text", tokenizer=tokenizer, stateful=True, source=str(args.data),
+                train=lambda: lm_batches(train_ids, batch, seq_len),
+                val=lambda: lm_batches(val_ids, 1, seq_len),
+                train_seqs=[train_ids], val_seqs=[val_ids])
+
+
+def _loss_fn(logits: Any, y: Any) -> Any:
+    from .losses import cross_entropy
+    return cross_entropy(logits, y)
+
+
+def _held_out_loss(model: Any, val: Any, stateful: bool) -> float:
+    """Token-weighted mean cross-entropy (nats per predicted character)."""
+    from .losses import cross_entropy
+    from .tensor import no_grad
+
+    model.eval()
+    total, count, state = 0.0, 0, None
+    with no_grad():
+        for x, y in (val() if callable(val) else val):
+            logits, new_state = model(x, state)
+            state = new_state if stateful else None
+            total += float(cross_entropy(logits, y, reduction="sum").item())
+            count += int((np.asarray(y) != -100).sum())
+    model.train()
+    return total / count
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import io
+    from .baselines import bigram_nll
+    from .generate import generate
+    from .models import CharLM
+    from .optim import Adam
+    from .random import manual_seed
+    from .train import fit
+
+    for name in ("hidden", "layers", "embed", "seq_len", "batch_size"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.steps is not None and args.steps < 1:
+        raise CLIError(f"--steps must be >= 1, got {args.steps}")
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if not args.lr > 0:
+        raise CLIError(f"--lr must be > 0, got {args.lr}")
+    if args.clip is not None and not args.clip > 0:
+        raise CLIError(f"--clip must be > 0, got {args.clip}")
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise CLIError(f"--out {out} is a directory; give a file path")
+    manual_seed(args.seed)
+
+    resumed = None
+    if args.resume is not None:
+        resumed = io.load(args.resume)
+        meta = resumed.metadata
+        config = meta.get("config") or {}
+        if config.get("model") != "CharLM":
+            raise CLIError(f"--resume {args.resume}: not a CharLM checkpoint written by 'tinygrad-rnn train'")
+        extra = meta.get("extra") or {}
+        if args.data is None and extra.get("source") not in (None, "names"):
+            args.data = extra["source"]
+        tokenizer = _tokenizer_from(meta, args.resume)
+        model = CharLM(**{k: v for k, v in config.items() if k != "model"})
+    else:
+        tokenizer = None
+    data = _prepare(args, tokenizer)
+    tokenizer = data["tokenizer"]
+    if resumed is None:
+        model = CharLM(tokenizer.vocab_size, embed=args.embed, hidden=args.hidden, layers=args.layers,
+                       cell=args.cell)
+    optimizer = Adam(model.parameters(), lr=args.lr)
+    start_step = 0
+    if resumed is not None:
+        io.load(args.resume, model=model, optimizer=optimizer)
+        start_step = int(resumed.metadata.get("step") or 0)
+
+    config = {"model": "CharLM", **model.config}
+    extra = {"source": data["source"], "mode": data["mode"]}
+
+    def save(history: Any) -> None:
+        io.save(out, model, optimizer, config=config, tokenizer=tokenizer, step=history.steps,
+                extra={**extra, "history": history.to_dict()})
+
+    if args.steps is None and args.epochs is None:
+        args.steps = DEFAULT_STEPS
+    epochs = args.epochs if args.epochs is not None else 10**9
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"training a {args.layers if resumed is None else model.config['layers']}-layer "
+          f"{model.config['cell'].upper()} (hidden {model.config['hidden']}, "
+          f"{model.num_parameters():,} parameters) on {data['source']} "
+          f"({'names' if data['mode'] == 'names' else 'characters'}, vocabulary {tokenizer.vocab_size})",
+          flush=True)
+    started = time.perf_counter()
+    history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
+                  max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
+                  stateful=data["stateful"], start_step=start_step)
+    seconds = time.perf_counter() - started
+    if history.interrupted:
+        print(f"interrupted after {history.steps} steps: checkpoint saved to {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    # Report the best checkpoint (the one kept), not whatever the last epoch left in memory.
+    io.load(out, model=model)
+    held_out = _held_out_loss(model, data["val"], data["stateful"])
+    baseline = bigram_nll(data["train_seqs"], data["val_seqs"], tokenizer.vocab_size)
+    print(f"trained {history.steps - start_step} steps in {seconds:.1f} s")
+    print(f"held-out loss: {held_out:.4f} nats/char (bigram baseline: {baseline:.4f} nats/char)")
+    kind = "names" if data["mode"] == "names" else "samples"
+    print(f"{args.n} sampled {kind} (temperature {args.temperature}):")
+    for i in range(args.n):
+        text = generate(model, tokenizer, max_len=30 if data["mode"] == "names" else 200,
+                        temperature=args.temperature, seed=args.seed + i)
+        print(f"  {text}")
+    print(f"checkpoint: {out}")
+    return 0
+
+
+DEFAULT_STEPS = 3000
+
+
+def _tokenizer_from(meta: dict, path: Any) -> Any:
+    from .data import CharTokenizer
+
+    state = meta.get("tokenizer")
+    if not isinstance(state, dict):
+        raise CLIError(f"{path}: the checkpoint holds no tokenizer; it was not written by 'tinygrad-rnn train'")
+    try:
+        return CharTokenizer.from_dict(state)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"{path}: invalid tokenizer in checkpoint ({exc})") from None
+
+
+# ----- sample ------------------------------------------------------------------------------------
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import io
+    from .generate import generate
+    from .models import CharLM
+
+    if args.n < 1:
+        raise CLIError(f"--n must be >= 1, got {args.n}")
+    if args.temperature < 0:
+        raise CLIError(f"--temperature must be >= 0, got {args.temperature}")
+    checkpoint = io.load(args.checkpoint)
+    config = checkpoint.metadata.get("config") or {}
+    if config.get("model") != "CharLM":
+        raise CLIError(f"{args.checkpoint}: not a CharLM checkpoint written by 'tinygrad-rnn train'")
+    tokenizer = _tokenizer_from(checkpoint.metadata, args.checkpoint)
+    try:
+        model = CharLM(**{k: v for k, v in config.items() if k != "model"})
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"{args.checkpoint}: invalid model configuration ({exc})") from None
+    io.load(args.checkpoint, model=model)
+    mode = (checkpoint.metadata.get("extra") or {}).get("mode", "names")
+    max_len = args.max_len if args.max_len is not None else (30 if mode == "names" else 200)
+    for i in range(args.n):
+        seed = None if args.seed is None else args.seed + i
+        print(args.prime + generate(model, tokenizer, prime=args.prime, max_len=max_len,
+                                    temperature=args.temperature, top_k=args.top_k, seed=seed))
+    return 0
+
+
+# ----- graph -------------------------------------------------------------------------------------
+def cmd_graph(args: argparse.Namespace) -> int:
+    from . import viz
+    from .nn import GRU, LSTM, RNN
+    from .random import manual_seed
+    from .tensor import Tensor
+
+    if args.steps < 1 or args.hidden < 1:
+        raise CLIError(f"--steps and --hidden must be >= 1, got {args.steps} and {args.hidden}")
+    manual_seed(args.seed)
+    layer = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[args.cell](2, args.hidden)
+    x = Tensor(np.random.default_rng(args.seed).standard_normal((args.steps, 1, 2)).astype(np.float32))
+    output, _ = layer(x)
+    loss = (output[-1] ** 2).sum()
+    if args.grads:
+        viz.retain_grads(loss)
+        loss.backward(retain_graph=True)
+    collapse = args.collapse or args.steps > 50
+    dot = viz.to_dot(loss, params=dict(layer.named_parameters()), show_grads=args.grads,
+                     collapse_steps=collapse)
+    path = Path(args.output) if args.output else Path(f"{args.cell}_unrolled.{args.format}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "dot":
+        path.write_text(dot.source)
+    else:
+        try:
+            path = viz.render(dot, path, format=args.format)
+        except viz.GraphvizNotFound as exc:
+            raise CLIError(str(exc).replace("\n", " ")) from None
+    stats = viz.graph_stats(loss)
+    print(f"{args.cell.upper()} unrolled over {args.steps} steps: {stats['nodes']} nodes, depth "
+          f"{stats['depth']}, {stats['parameters']} parameter leaves -> {path}")
+    return 0
+
+
+# ----- check -------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from .crosscheck import KINDS, check_kind, format_table
+
+    kinds = KINDS if args.cell == "all" else (args.cell if args.cell != "rnn" else "rnn_tanh",)
+    results = [check_kind(kind, seed=args.seed) for kind in kinds]
+    print(format_table(results))
+    failed = [r.kind for r in results if not r.passed]
+    print("FAIL: " + ", ".join(failed) if failed else "all checks PASS")
+    return EXIT_ERROR if failed else 0
+
+
+# ----- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinygrad-rnn", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a character-level model (default: LSTM on bundled names)")
+    train.add_argument("--data", help="a UTF-8 text file to train on instead of the bundled names")
+    train.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
+    train.add_argument("--hidden", type=int, default=128)
+    train.add_argument("--layers", type=int, default=1)
+    train.add_argument("--embed", type=int, default=32)
+    train.add_argument("--seq-len", type=int, default=64, help="truncated-BPTT chunk length (--data only)")
+    train.add_argument("--batch-size", type=int, default=64)
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=int, help="passes over the training data")
+    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="model.safetensors", help="checkpoint path")
+    train.add_argument("--resume", help="continue training from this checkpoint")
+    train.add_argument("--n", type=int, default=10, help="samples printed at the end")
+    train.add_argument("--temperature", type=float, default=0.8)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    sample = sub.add_parser("sample", help="sample from a checkpoint written by train")
+    sample.add_argument("checkpoint")
+    sample.add_argument("--n", type=int, default=10)
+    sample.add_argument("--temperature", type=float, default=0.8)
+    sample.add_argument("--top-k", type=int)
+    sample.add_argument("--prime", default="")
+    sample.add_argument("--max-len", type=int)
+    sample.add_argument("--seed", type=int)
+    sample.set_defaults(func=cmd_sample)
+
+    graph = sub.add_parser("graph", help="dump the unrolled computation graph of a small layer")
+    graph.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
+    graph.add_argument("--steps", type=int, default=3)
+    graph.add_argument("--hidden", type=int, default=3)
+    graph.add_argument("--format", choices=("svg", "dot", "png"), default="svg")
+    graph.add_argument("-o", "--output", help="output path")
+    graph.add_argument("--grads", action="store_true", help="label tensors with gradient norms")
+    graph.add_argument("--collapse", action="store_true", help="one box per time step")
+    graph.add_argument("--seed", type=int, default=0)
+    graph.set_defaults(func=cmd_graph)
+
+    check = sub.add_parser("check", help="autograd vs analytic BPTT vs finite differences")
+    check.add_argument("--cell", choices=("all", "rnn", "rnn_tanh", "rnn_relu", "lstm", "gru"), default="all")
+    check.add_argument("--seed", type=int, default=0)
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("tinygrad-rnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CLIError, ValueError, TypeError, OSError, UnicodeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"tinygrad-rnn: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Sampling text from a trained language model one token at a time."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .random import rng as library_rng
+from .tensor import Tensor, no_grad
+
+
+def sample_index(logits: np.ndarray, temperature: float, top_k: int | None,
+                 generator: np.random.Generator) -> int:
+    """Draw from softmax(logits / temperature), restricted to the ``top_k`` largest logits;
+    ``temperature == 0`` is greedy (argmax)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits / temperature
+    if top_k is not None and top_k < scaled.size:
+        cutoff = np.partition(scaled, -top_k)[-top_k]
+        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+    scaled -= scaled.max()
+    probs = np.exp(scaled)
+    probs /= probs.sum()
+    return int(generator.choice(probs.size, p=probs))
+
+
+def end_token(tokenizer: Any) -> int | None:
+    """The tokenizer's end-of-sequence id, or None when it has none."""
+    try:
+        return tokenizer.eos_id
+    except (AttributeError, ValueError):
+        return None
+
+
+def generate(model: Any, tokenizer: Any, prime: str = "", max_len: int = 100,
+             temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> str:
+    """Continue ``prime`` with up to ``max_len`` sampled tokens and return the continuation.
+
+    The model sees its start token first when the tokenizer has an end-of-sequence id (the same
+    token marks starts and ends, as in training on names); sampling stops when it produces that
+    token. ``seed`` makes the draw reproducible without touching the library generator.
+    """
+    if not isinstance(max_len, (int, np.integer)) or max_len < 0:
+        raise ValueError(f"generate: max_len must be a non-negative int, got {max_len!r}")
+    if not isinstance(temperature, (int, float)) or temperature < 0 or not np.isfinite(temperature):
+        raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ValueError(f"generate: top_k must be a positive int or None, got {top_k!r}")
+    generator = np.random.default_rng(seed) if seed is not None else library_rng()
+    eos = end_token(tokenizer)
+    context = list(tokenizer.encode(prime)) if prime else []
+    if eos is not None:
+        context = [eos] + context
+    if not context:
+        raise ValueError("generate: prime must be non-empty when the tokenizer has no end token")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    produced: list[int] = []
+    try:
+        with no_grad():
+            logits, state = model(Tensor(np.asarray([context], dtype=np.int64)), None)
+            for _ in range(max_len):
+                token = sample_index(logits.data[0, -1], temperature, top_k, generator)
+                if eos is not None and token == eos:
+                    break
+                produced.append(token)
+                logits, state = model(Tensor(np.asarray([[token]], dtype=np.int64)), state)
+    finally:
+        model.train(was_training)
+    return tokenizer.decode(produced)

@@ -1,0 +1,152 @@
+"""A small training loop: progress bar, validation, clipping, schedules, best checkpoint, Ctrl-C.
+
+``fit`` trains any model called as ``model(x, state) -> (output, state)`` (every recurrent model of
+this library, and :class:`~tinygrad_rnn.models.CharLM`) with ``loss_fn(output, y) -> scalar``.
+With ``stateful=True`` (truncated BPTT over contiguous streams, see ``data.lm_batches``) the final
+state of one batch, detached, is the initial state of the next, so information flows forward
+across chunk boundaries while gradients stop there.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .models import detach_state
+from .optim import clip_grad_norm_
+from .tensor import Tensor, no_grad
+
+Batch = tuple[Any, Any]
+
+
+@dataclass
+class History:
+    """Per-epoch records returned by :func:`fit` (and saved in checkpoints as ``extra``)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    steps: int = 0
+    best_val_loss: float = math.inf
+    interrupted: bool = False
+
+    def to_dict(self) -> dict:
+        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                for k, v in self.__dict__.items()}
+
+
+def _batches(data: Any) -> Iterable[Batch]:
+    return data() if callable(data) else data
+
+
+def evaluate(model: Any, loss_fn: Callable, data: Any, metric: Callable | None = None,
+             stateful: bool = False) -> tuple[float, float]:
+    """Mean loss (and metric) over ``data`` in eval mode without recording a graph; batches are
+    weighted equally."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    losses, metrics, state = [], [], None
+    try:
+        with no_grad():
+            for x, y in _batches(data):
+                output, new_state = model(x, state)
+                state = new_state if stateful else None
+                losses.append(float(loss_fn(output, y).item()))
+                if metric is not None:
+                    metrics.append(float(metric(output, y)))
+    finally:
+        model.train(was_training)
+    if not losses:
+        raise ValueError("evaluate: data yielded no batches")
+    return float(np.mean(losses)), (float(np.nanmean(metrics)) if metrics else math.nan)
+
+
+def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data: Any = None,
+        epochs: int = 1, max_steps: int | None = None, clip: float | None = None,
+        scheduler: Any = None, checkpoint: Callable[[History], None] | None = None,
+        progress: bool = True, stateful: bool = False, metric: Callable | None = None,
+        start_step: int = 0) -> History:
+    """Train for ``epochs`` passes over ``train_data`` (or until ``max_steps`` optimizer steps).
+
+    ``train_data``/``val_data``: a re-iterable of ``(x, y)`` batches or a callable returning a
+    fresh iterable each epoch (e.g. a seeded shuffle). ``clip``: max global gradient norm.
+    ``scheduler.step()`` runs after every optimizer step. ``checkpoint(history)`` is called when
+    the validation loss improves (every epoch without validation data) and on Ctrl-C, after which
+    ``fit`` returns with ``history.interrupted = True`` instead of raising.
+    """
+    if epochs < 1:
+        raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"fit: max_steps must be >= 1, got {max_steps}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"fit: clip must be a positive number, got {clip}")
+    history = History(steps=start_step)
+    params = list(model.parameters())
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        progress = False
+    try:
+        for epoch in range(epochs):
+            model.train()
+            started = time.perf_counter()
+            batches = _batches(train_data)
+            total = len(batches) if hasattr(batches, "__len__") else None
+            bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                       leave=False, dynamic_ncols=True)
+            running, seen, state = 0.0, 0, None
+            for x, y in bar:
+                optimizer.zero_grad()
+                output, new_state = model(x, state)
+                state = detach_state(new_state) if stateful else None
+                loss = loss_fn(output, y)
+                loss.backward()
+                if clip is not None:
+                    clip_grad_norm_(params, clip)
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                history.steps += 1
+                value = float(loss.item())
+                running += value
+                seen += 1
+                bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
+                if max_steps is not None and history.steps - start_step >= max_steps:
+                    break
+            bar.close()
+            history.train_loss.append(running / max(seen, 1))
+            if val_data is not None:
+                val_loss, val_metric = evaluate(model, loss_fn, val_data, metric, stateful)
+                history.val_loss.append(val_loss)
+                history.val_metric.append(val_metric)
+                improved = val_loss < history.best_val_loss
+                if improved:
+                    history.best_val_loss = val_loss
+            else:
+                improved = True
+            history.epoch_seconds.append(time.perf_counter() - started)
+            if progress:
+                line = f"epoch {epoch + 1}/{epochs}: train loss {history.train_loss[-1]:.4f}"
+                if val_data is not None:
+                    line += f", val loss {history.val_loss[-1]:.4f}"
+                    if metric is not None:
+                        line += f", val metric {history.val_metric[-1]:.4f}"
+                tqdm.write(line + f" ({history.epoch_seconds[-1]:.1f} s)")
+            if checkpoint is not None and improved:
+                checkpoint(history)
+            if max_steps is not None and history.steps - start_step >= max_steps:
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        if checkpoint is not None:
+            checkpoint(history)
+    return history
+
+
+def as_tensor_batch(x: np.ndarray) -> Tensor:
+    """Integer ids stay integer; floats become float32 tensors."""
+    return Tensor(x if x.dtype.kind in "iub" else x.astype(np.float32))
