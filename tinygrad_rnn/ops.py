@@ -584,9 +584,31 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     if not needs_grad(x):
         return constant(y)
 
+    tile = None if advanced else _tile_of(index, x.shape)
+
     def backward(g):
-        return (SliceGrad(index, g, advanced),)
+        return (SliceGrad(index, g, advanced, tile),)
     return record(y, "getitem", (x,), backward)
+
+
+def _tile_of(index: Any, shape: tuple) -> tuple | None:
+    """(axis, start, stop, squeezed) when a basic index takes one block along one axis and all
+    of every other axis (e.g. ``x[t]`` or ``x[:, a:b]``); None otherwise."""
+    parts = index if isinstance(index, tuple) else (index,)
+    axis = 0
+    while axis < len(parts) - 1 and isinstance(parts[axis], slice) and parts[axis] == slice(None):
+        axis += 1
+    last = parts[axis] if parts else None
+    if axis != len(parts) - 1 or axis >= len(shape):
+        return None
+    if isinstance(last, (int, np.integer)) and not isinstance(last, bool):
+        t = int(last) % shape[axis]
+        return axis, t, t + 1, True
+    if isinstance(last, slice):
+        start, stop, step = last.indices(shape[axis])
+        if step == 1 and stop >= start:
+            return axis, start, stop, False
+    return None
 
 
 def embedding(weight: Tensor, indices: Any, padding_idx: int | None = None) -> Tensor:
@@ -696,8 +718,10 @@ def split(x: Tensor, split_size_or_sections: Any, axis: int = 0) -> list[Tensor]
 
 
 def _slice_backward(index: tuple):
+    tile = (len(index) - 1, index[-1].start, index[-1].stop, False)
+
     def backward(g):
-        return (SliceGrad(index, g),)
+        return (SliceGrad(index, g, False, tile),)
     return backward
 
 

@@ -45,22 +45,50 @@ RELEASED = _Released()
 class SliceGrad:
     """A gradient that is zero except at ``index``: ``grad[index] += value``.
 
-    Slicing ops return this instead of a zero-filled full-size array, so that the four gate slices
-    of an LSTM step share one buffer in backward instead of allocating four.
+    Slicing ops return this instead of a zero-filled full-size array. The engine collects the
+    pieces that reach one tensor and assembles them at once: when they tile it exactly (the four
+    gate slices of an LSTM step, or the T time steps taken from a hoisted input projection) with a
+    single concatenate, otherwise by adding each into one zero buffer.
     """
 
-    __slots__ = ("index", "value", "advanced")
+    __slots__ = ("index", "value", "advanced", "tile")
 
-    def __init__(self, index: Any, value: np.ndarray, advanced: bool = False):
+    def __init__(self, index: Any, value: np.ndarray, advanced: bool = False,
+                 tile: tuple | None = None):
         self.index = index
         self.value = value
         self.advanced = advanced  # integer-array index: repeated entries must accumulate
+        # (axis, start, stop, squeezed): index picks start:stop along axis (an int index if squeezed)
+        self.tile = tile
 
     def add_into(self, buffer: np.ndarray) -> None:
         if self.advanced:
             np.add.at(buffer, self.index, self.value)
         else:
             buffer[self.index] += self.value
+
+
+def assemble(pieces: list, like: np.ndarray) -> np.ndarray:
+    """Sum of SliceGrads as one dense array shaped like ``like`` (always a fresh array)."""
+    tiles = [p.tile for p in pieces]
+    if None not in tiles:
+        axis = tiles[0][0]
+        order = sorted(range(len(pieces)), key=lambda i: tiles[i][1])
+        position = 0
+        for i in order:
+            if tiles[i][0] != axis or tiles[i][1] != position:
+                break
+            position = tiles[i][2]
+        else:
+            if position == like.shape[axis]:
+                values = [np.expand_dims(pieces[i].value, axis) if tiles[i][3] else pieces[i].value
+                          for i in order]
+                out = np.concatenate(values, axis=axis)
+                return out if out.dtype == like.dtype else out.astype(like.dtype)
+    buffer = np.zeros(like.shape, dtype=like.dtype)
+    for piece in pieces:
+        piece.add_into(buffer)
+    return buffer
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -277,6 +305,9 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[np.ndarray], retain_gr
     for node in reversed(order):
         key = id(node)
         g = pending.pop(key, None)
+        if type(g) is list:
+            g = assemble(g, node.data)
+            owned.add(key)
         backward = node._backward
         if backward is None:  # a leaf that requires grad
             if g is not None:
@@ -303,16 +334,17 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[np.ndarray], retain_gr
 def _accumulate(pending: dict, owned: set, node: Tensor, g: Any) -> None:
     key = id(node)
     data = node.data
+    buffer = pending.get(key)
     if type(g) is SliceGrad:
-        buffer = pending.get(key)
-        if buffer is None or key not in owned:
-            fresh = np.zeros(data.shape, dtype=data.dtype)
-            if buffer is not None:
-                fresh += buffer
-            buffer = fresh
-            pending[key] = buffer
-            owned.add(key)
-        g.add_into(buffer)
+        if buffer is None:
+            pending[key] = [g]  # assembled when the node is reached
+        elif type(buffer) is list:
+            buffer.append(g)
+        else:
+            if key not in owned:
+                buffer = pending[key] = buffer.copy()
+                owned.add(key)
+            g.add_into(buffer)
         return
     if type(g) is not np.ndarray:  # NumPy turns 0-d results into scalars
         g = np.asarray(g)
@@ -320,9 +352,12 @@ def _accumulate(pending: dict, owned: set, node: Tensor, g: Any) -> None:
         g = unbroadcast(g, data.shape)
     if g.dtype != data.dtype:
         g = g.astype(data.dtype)
-    buffer = pending.get(key)
     if buffer is None:
         pending[key] = g
+    elif type(buffer) is list:
+        pending[key] = assemble(buffer, data)
+        pending[key] += g
+        owned.add(key)
     elif key in owned:
         buffer += g
     else:
