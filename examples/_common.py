@@ -34,14 +34,18 @@ def progress_bar() -> bool:
 
 
 class Timer:
-    """``with Timer() as t: ...`` then ``t.seconds``."""
+    """``with Timer() as t: ...``; ``t.seconds`` is the time so far inside, the total after."""
 
     def __enter__(self) -> "Timer":
-        self.start = time.perf_counter()
+        self.start, self.end = time.perf_counter(), None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.start
+        self.end = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return (self.end if self.end is not None else time.perf_counter()) - self.start
 
 
 def save_curves(args: argparse.Namespace, curves: dict[str, list[float]], xlabel: str,
