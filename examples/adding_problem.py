@@ -56,10 +56,10 @@ def main() -> None:
     p.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated subset of rnn,lstm,gru")
     args = p.parse_args()
     if args.quick:
-        args.T, args.steps, args.hidden = 10, 200, 16
-    eval_every = max(args.steps // 20, 1)
+        args.T, args.steps, args.hidden = 8, 100, 8
+    eval_every = max(args.steps // (4 if args.quick else 20), 1)
 
-    test = [as_batch(*adding_problem(1000, args.T, seed=args.seed + 10_000))]
+    test = [as_batch(*adding_problem(200 if args.quick else 1000, args.T, seed=args.seed + 10_000))]
     print(f"adding problem, T={args.T}: baseline MSE (always predict 1) = {BASELINE_MSE:.4f}")
     curves, results = {}, {}
     for cell in args.cells.split(","):
