@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .random import rng
-from .tensor import SliceGrad, Tensor, constant, needs_grad, record
+from .tensor import OuterGrad, SliceGrad, Tensor, constant, needs_grad, record
 
 Scalar = (int, float, bool, np.number, np.bool_)
 
@@ -219,6 +219,11 @@ def matmul(a: Any, b: Any) -> Tensor:
                 ga = (bd @ g[..., None])[..., 0]
             if b.requires_grad:
                 gb = ad[:, None] * g[..., None, :]
+        elif ad.ndim == 2 and bd.ndim == 2:
+            if a.requires_grad:
+                ga = g @ bd.T
+            if b.requires_grad:
+                gb = OuterGrad(ad, g)  # aᵀ g, summed over all uses of b by one matmul
         else:
             if a.requires_grad:
                 ga = g @ np.swapaxes(bd, -1, -2)

@@ -68,8 +68,41 @@ class SliceGrad:
             buffer[self.index] += self.value
 
 
+class OuterGrad:
+    """The weight gradient of ``y = a @ b`` left unevaluated: ``dL/db = aᵀ g``.
+
+    A recurrent weight is multiplied at every time step; summing its T pieces as
+    ``Σ aₜᵀ gₜ = [a₁; …; a_T]ᵀ [g₁; …; g_T]`` is one large matmul instead of T small ones and
+    T additions (what a handwritten BPTT does too).
+    """
+
+    __slots__ = ("a", "g")
+
+    def __init__(self, a: np.ndarray, g: np.ndarray):
+        self.a = a
+        self.g = g
+
+
 def assemble(pieces: list, like: np.ndarray) -> np.ndarray:
-    """Sum of SliceGrads as one dense array shaped like ``like`` (always a fresh array)."""
+    """Sum of deferred gradient pieces as one dense array shaped like ``like`` (a fresh array)."""
+    outer = [p for p in pieces if type(p) is OuterGrad]
+    slices = [p for p in pieces if type(p) is SliceGrad] if len(outer) < len(pieces) else []
+    result = _assemble_slices(slices, like) if slices else None
+    if outer:
+        if len(outer) == 1:
+            product = outer[0].a.T @ outer[0].g
+        else:
+            product = np.concatenate([p.a for p in outer]).T @ np.concatenate([p.g for p in outer])
+        if product.dtype != like.dtype:
+            product = product.astype(like.dtype)
+        if result is None:
+            result = product
+        else:
+            result += product
+    return result
+
+
+def _assemble_slices(pieces: list, like: np.ndarray) -> np.ndarray:
     tiles = [p.tile for p in pieces]
     if None not in tiles:
         axis = tiles[0][0]
@@ -335,16 +368,16 @@ def _accumulate(pending: dict, owned: set, node: Tensor, g: Any) -> None:
     key = id(node)
     data = node.data
     buffer = pending.get(key)
-    if type(g) is SliceGrad:
+    kind = type(g)
+    if kind is SliceGrad or kind is OuterGrad:
         if buffer is None:
             pending[key] = [g]  # assembled when the node is reached
         elif type(buffer) is list:
             buffer.append(g)
         else:
-            if key not in owned:
-                buffer = pending[key] = buffer.copy()
-                owned.add(key)
-            g.add_into(buffer)
+            pending[key] = assemble([g], data)
+            pending[key] += buffer
+            owned.add(key)
         return
     if type(g) is not np.ndarray:  # NumPy turns 0-d results into scalars
         g = np.asarray(g)
@@ -365,7 +398,11 @@ def _accumulate(pending: dict, owned: set, node: Tensor, g: Any) -> None:
         owned.add(key)
 
 
-def _check_finite(node: Tensor, array: np.ndarray, phase: str) -> None:
+def _check_finite(node: Tensor, array: Any, phase: str) -> None:
+    if type(array) is SliceGrad:
+        array = array.value
+    elif type(array) is OuterGrad:
+        array = array.a.T @ array.g
     if not np.all(np.isfinite(array)):
         shapes = ", ".join(str(p.shape) for p in node._parents)
         raise FloatingPointError(
@@ -428,29 +465,36 @@ def record(data: np.ndarray, op: str, parents: tuple, backward: Callable) -> Ten
 class no_grad(contextlib.ContextDecorator):
     """Context manager and decorator: no graph is recorded inside."""
 
+    def __init__(self) -> None:
+        # A stack, not one slot: a decorator re-enters the same instance on every (recursive) call.
+        self._previous: list[bool] = []
+
     def __enter__(self) -> "no_grad":
         global _grad_enabled
-        self._previous = _grad_enabled
+        self._previous.append(_grad_enabled)
         _grad_enabled = False
         return self
 
     def __exit__(self, *exc: Any) -> None:
         global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_enabled = self._previous.pop()
 
 
 class enable_grad(contextlib.ContextDecorator):
     """Turn graph recording back on inside a ``no_grad`` block."""
 
+    def __init__(self) -> None:
+        self._previous: list[bool] = []
+
     def __enter__(self) -> "enable_grad":
         global _grad_enabled
-        self._previous = _grad_enabled
+        self._previous.append(_grad_enabled)
         _grad_enabled = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
         global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_enabled = self._previous.pop()
 
 
 def is_grad_enabled() -> bool:
