@@ -744,7 +744,8 @@ def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     xd = x.data
     ax = _axis(axis, xd.ndim, "logsumexp")
     m = xd.max(axis=ax, keepdims=True)
-    shifted = np.exp(xd - m)
+    with np.errstate(under="ignore"):  # exp(-large) -> 0 is exact enough; not an error
+        shifted = np.exp(xd - m)
     total = shifted.sum(axis=ax, keepdims=True)
     y_keep = m + np.log(total)
     y = y_keep if keepdims else np.squeeze(y_keep, axis=ax)
@@ -761,13 +762,15 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """s = exp(x - max) / Σ exp(x - max);  dL/dx = s (g - Σ g s)."""
     xd = x.data
     ax = _axis(axis, xd.ndim, "softmax")
-    e = np.exp(xd - xd.max(axis=ax, keepdims=True))
-    s = e / e.sum(axis=ax, keepdims=True)
+    with np.errstate(under="ignore"):  # exp(-large) -> 0 is exact enough; not an error
+        e = np.exp(xd - xd.max(axis=ax, keepdims=True))
+        s = e / e.sum(axis=ax, keepdims=True)
     if not needs_grad(x):
         return constant(s)
 
     def backward(g):
-        return (s * (g - (g * s).sum(axis=ax, keepdims=True)),)
+        with np.errstate(under="ignore"):
+            return (s * (g - (g * s).sum(axis=ax, keepdims=True)),)
     return record(s, "softmax", (x,), backward)
 
 
@@ -776,12 +779,14 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     xd = x.data
     ax = _axis(axis, xd.ndim, "log_softmax")
     shifted = xd - xd.max(axis=ax, keepdims=True)
-    y = shifted - np.log(np.exp(shifted).sum(axis=ax, keepdims=True))
+    with np.errstate(under="ignore"):  # exp(-large) -> 0 is exact enough; not an error
+        y = shifted - np.log(np.exp(shifted).sum(axis=ax, keepdims=True))
     if not needs_grad(x):
         return constant(y)
 
     def backward(g):
-        return (g - np.exp(y) * g.sum(axis=ax, keepdims=True),)
+        with np.errstate(under="ignore"):
+            return (g - np.exp(y) * g.sum(axis=ax, keepdims=True),)
     return record(y, "log_softmax", (x,), backward)
 
 
