@@ -153,7 +153,7 @@ def _as_array(data: Any, dtype: Any) -> np.ndarray:
     if array.dtype == np.float64 and not isinstance(data, np.generic):
         # Python floats and lists of them default to float32, like torch.tensor.
         array = array.astype(DEFAULT_FLOAT)
-    if array.dtype == object:
+    if array.dtype.kind not in "biuf":  # strings, objects, complex: not numbers we support
         raise TypeError(f"Tensor: cannot make a numeric array from {type(data).__name__}")
     return array
 
