@@ -153,7 +153,10 @@ class LSTMCell(_CellBase):
         if state is None:
             state = (None, None)
         if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise TypeError("LSTMCell: state must be a tuple (h, c)")
+            got = type(state).__name__
+            if isinstance(state, (tuple, list)):
+                got += f" of length {len(state)}"
+            raise TypeError(f"LSTMCell: state must be a tuple (h, c), got {got}")
         h = self._state(state[0], "h", x.shape[0], batched)
         c = self._state(state[1], "c", x.shape[0], batched)
         h_next, c_next = lstm_step(self._projection(x, True), h, c, self.weight_hh.T)

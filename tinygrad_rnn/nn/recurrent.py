@@ -162,7 +162,10 @@ class _RecurrentBase(Module):
         n_states = 2 if self.mode == "LSTM" else 1
         if self.mode == "LSTM":
             if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-                raise TypeError("LSTM: hx must be a tuple (h_0, c_0)")
+                got = type(hx).__name__
+                if isinstance(hx, (tuple, list)):
+                    got += f" of length {len(hx)}"
+                raise TypeError(f"LSTM: hx must be a tuple (h_0, c_0), got {got}")
             h0 = self._initial_states(hx[0] if hx is not None else None, batch, batched, "h_0")
             c0 = self._initial_states(hx[1] if hx is not None else None, batch, batched, "c_0")
             initial = [h0, c0]
