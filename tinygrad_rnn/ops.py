@@ -270,7 +270,7 @@ def tanh(x: Tensor) -> Tensor:
 
 def sigmoid(x: Tensor) -> Tensor:
     """y = 1 / (1 + e⁻ˣ), computed as ½(1 + tanh(x/2)) so it never overflows;  dy/dx = y(1 - y)."""
-    y = np.multiply(x.data, 0.5)
+    y = np.asarray(np.multiply(x.data, 0.5))  # 0-d input: NumPy returns a scalar, out= needs an array
     np.tanh(y, out=y)
     y *= 0.5
     y += 0.5
