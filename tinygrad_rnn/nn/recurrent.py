@@ -40,7 +40,8 @@ class _RecurrentBase(Module):
         for flag, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{name}: {flag} must be a bool, got {type(value).__name__}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
+        numeric = isinstance(dropout, (int, float, np.integer, np.floating)) and not isinstance(dropout, bool)
+        if not numeric or not 0.0 <= dropout <= 1.0:
             raise ValueError(f"{name}: dropout should be a number in range [0, 1], got {dropout!r}")
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"{name}: Unknown nonlinearity '{nonlinearity}'; expected 'tanh' or 'relu'")
