@@ -393,3 +393,9 @@ def test_modulelist_rejects_non_modules_and_indexes():
     assert [n for n, _ in ml.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
     with pytest.raises(TypeError, match="expected a Module, got int"):
         ml.append(3)
+
+
+@pytest.mark.parametrize("p", [np.float32(0.25), np.int64(0), np.float64(1.0)])
+def test_dropout_accepts_numpy_scalars(p):
+    drop = Dropout(p)
+    assert drop.p == float(p) and type(drop.p) is float

@@ -746,3 +746,9 @@ def test_cell_input_errors(kind):
         call(Tensor(np.zeros((1, 2, 3))), None if kind != "lstm" else Tensor(np.zeros((2, 4))))
     with pytest.raises(TypeError, match="input dtype float32 differs from the parameters' float64"):
         call(Tensor(np.zeros((2, 3), dtype=np.float32)), Tensor(np.zeros((2, 4))))
+
+
+@pytest.mark.parametrize("dropout", [np.float32(0.25), np.int64(1)])
+def test_dropout_accepts_numpy_scalars(dropout):
+    layer = nn.GRU(3, 4, num_layers=2, dropout=dropout)
+    assert layer.dropout == float(dropout) and type(layer.dropout) is float
