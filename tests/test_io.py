@@ -187,36 +187,48 @@ SAVER = textwrap.dedent("""
     import sys
     from tinygrad_rnn import io
     from tinygrad_rnn.nn import Linear
-    model = Linear(1024, 1024)  # a 4 MB checkpoint: each write takes a while
+    model = Linear(1024, 2048)  # an 8 MB checkpoint: each write takes a while
     step = 0
     while True:
         step += 1
         for p in model.parameters():
             p.data[...] = step
+        print("saving", step, flush=True)
         io.save(sys.argv[1], model, step=step)
-        print(step, flush=True)
+        print("saved", step, flush=True)
 """)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 def test_checkpoint_survives_sigkill_mid_save(tmp_path):
+    """Kill the writer at a random moment inside a save (timed from the previous save's duration);
+    the file must then hold one complete earlier save. A plain ``open(path, "wb").write`` fails this
+    most of the time."""
     script = tmp_path / "saver.py"
     script.write_text(SAVER)
     path = tmp_path / "ck.safetensors"
     rng = np.random.default_rng(0)
-    for _ in range(3):
+    for _ in range(6):
         child = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
                                  text=True)
         try:
-            completed = [int(child.stdout.readline()) for _ in range(3)]
-            time.sleep(float(rng.uniform(0.0, 0.05)))
+            saved, started, duration = 0, 0.0, 0.0
+            while True:
+                word, step = child.stdout.readline().split()
+                if word == "saved":
+                    saved, duration = int(step), time.perf_counter() - started
+                elif saved >= 2:  # "saving" the third (or a later) time: strike inside this save
+                    time.sleep(float(rng.uniform(0.3, 1.0)) * duration)  # the write comes late in a save
+                    break
+                else:
+                    started = time.perf_counter()
         finally:
             os.kill(child.pid, signal.SIGKILL)
             child.wait()
             child.stdout.close()
-        model = Linear(1024, 1024)
+        model = Linear(1024, 2048)
         checkpoint = io.load(path, model)  # validates the checksum: the file is complete
-        assert checkpoint.step >= completed[-1]
+        assert checkpoint.step >= saved
         for p in model.parameters():  # and it is one consistent save, not a mix
             np.testing.assert_array_equal(p.data, np.float32(checkpoint.step))
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
