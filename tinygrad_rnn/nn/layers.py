@@ -98,8 +98,8 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.dropout(x, self.p, self.training)
+    def forward(self, x: Any) -> Tensor:
+        return ops.dropout(as_input(x, "Dropout"), self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
