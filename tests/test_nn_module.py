@@ -399,3 +399,15 @@ def test_modulelist_rejects_non_modules_and_indexes():
 def test_dropout_accepts_numpy_scalars(p):
     drop = Dropout(p)
     assert drop.p == float(p) and type(drop.p) is float
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_dropout_accepts_arrays_like_linear(training):
+    drop = Dropout(0.5).train(training)
+    x = np.random.default_rng(10).uniform(1.0, 2.0, size=(8, 8))
+    y = drop(x)
+    assert isinstance(y, Tensor)
+    kept = y.data != 0
+    np.testing.assert_allclose(y.data[kept], x[kept] * (2.0 if training else 1.0), rtol=1e-12)
+    with pytest.raises(TypeError, match="Dropout: input must be a Tensor or np.ndarray, got list"):
+        drop([1.0, 2.0])
