@@ -569,7 +569,8 @@ def gradient_flow(model: Callable[[Any], Any], x: Any,
 
 
 def plot_gradient_flow(results: Mapping[str, Sequence[float]], path: str | Path,
-                       title: str = "Gradient flow through time") -> Path:
+                       title: str = "Gradient flow through time",
+                       ylabel: str = "||dL/dh_t||") -> Path:
     """Save a log-scale plot of ``||dL/dh_t||`` against t, one line per entry of ``results``
     (e.g. ``{"RNN": gradient_flow(rnn, x), "LSTM": gradient_flow(lstm, x)}``). Needs matplotlib."""
     if not isinstance(results, Mapping) or not results:
@@ -592,7 +593,7 @@ def plot_gradient_flow(results: Mapping[str, Sequence[float]], path: str | Path,
     for label, norms in curves.items():
         ax.semilogy(np.arange(norms.size), np.where(norms > 0, norms, np.nan), marker=".", label=label)
     ax.set_xlabel("time step t")
-    ax.set_ylabel("||dL/dh_t||")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
