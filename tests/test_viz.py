@@ -2,7 +2,6 @@
 determinism, big graphs, rendering with the real Graphviz, gradient labels and gradient flow."""
 from __future__ import annotations
 
-import colorsys
 import os
 import re
 import shutil
@@ -219,6 +218,27 @@ def test_a_2000_step_graph_dumps_and_collapses_to_one_node_per_step():
     assert len(nodes(viz.to_dot(output, collapse_steps=True, max_nodes=steps + 20).source)) == len(drawn)
 
 
+def test_collapsing_keeps_roots_and_merges_parallel_edges():
+    x = tg.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    x.name = "x"
+    with tg.scope("t0"):
+        a = x.tanh() * x.sigmoid()
+        a2 = a * 2.0
+    with tg.scope("t1"):
+        b = (a * a2).tanh()
+    source = viz.to_dot(b, collapse_steps=True).source
+    found = nodes(source)
+    steps = {a_["label"].split(":")[0]: n for n, a_ in found.items() if n.startswith("s")}
+    assert list(steps) == ["t0", "t1"]
+    assert found[steps["t0"]]["label"] == "t0: tanh×1 sigmoid×1 mul×2 const×1"
+    assert found[steps["t1"]]["label"] == "t1: mul×1"  # the root stays a node of its own
+    b_id, x_id = node_of(source, "tanh"), node_of(source, "x")
+    assert found[b_id]["shape"] == viz.STYLES["output"]["shape"]
+    pairs = {(a_, b_): e.get("label") for a_, b_, e in edges(source)}
+    assert pairs == {(x_id, steps["t0"]): "×2", (steps["t0"], steps["t1"]): "×2",
+                     (steps["t1"], b_id): None}
+
+
 def test_graph_stats_of_a_small_graph_and_a_deep_chain():
     x = tg.Tensor(np.ones(2), requires_grad=True)
     y = tg.Tensor(np.ones(2), requires_grad=True)
@@ -425,7 +445,9 @@ def test_gradient_flow_for_lstm_gru_batch_first_and_bidirectional():
 
 
 def test_gradient_flow_needs_a_recurrent_layer():
-    linear_like = lambda x: (tg.Tensor(np.ones((2, 2)), requires_grad=True) @ tg.Tensor(x)).tanh()  # noqa: E731
+    def linear_like(x):
+        return (tg.Tensor(np.ones((2, 2)), requires_grad=True) @ tg.Tensor(x)).tanh()
+
     with pytest.raises(ValueError, match="no per-step hidden states"):
         viz.gradient_flow(linear_like, np.ones((2, 2)))
     with pytest.raises(TypeError, match="callable"):

@@ -241,11 +241,12 @@ class _Clusters:
             (self.graphs[parent] if parent else self.root).subgraph(self.graphs[path])
 
 
-def _count_collapsed(order: list[Tensor]) -> int:
+def _count_collapsed(graph: "_Graph") -> int:
+    """How many nodes ``collapse_steps=True`` would draw."""
     steps = set()
     other = 0
-    for t in order:
-        step = _step_scope(t.scope)
+    for t in graph.order:
+        step = None if id(t) in graph.root_ids else _step_scope(t.scope)
         if step is None:
             other += 1
         else:
@@ -270,6 +271,90 @@ def _add_legend(dot: graphviz.Digraph, collapse_steps: bool, scale: _ColourScale
                         **scale.edge_attrs(10.0 ** ((scale.lo + scale.hi) / 2)))
 
 
+def _tensor_label(t: Tensor, name: str | None, show_shapes: bool, norm: float | None) -> str:
+    if t._parents:
+        head = t.op if not name else f"{name} = {t.op}"
+    else:
+        head = name or ("param" if t.requires_grad else "const")
+    lines = [_escape(head)]
+    if show_shapes:
+        lines.append(_shape_text(t))
+    if norm is not None:
+        lines.append(_format_norm(norm))
+    return "\\n".join(lines)
+
+
+def _layout_nodes(graph: _Graph, names: dict[int, str], norms: dict[int, float],
+                  show_shapes: bool, collapse_steps: bool) -> tuple[list[tuple], list[str]]:
+    """The drawn nodes as (id, scope, label, attrs), and the id drawing each tensor.
+
+    Collapsing maps every tensor of a time step (the roots excepted) onto one node ``s<k>``
+    placed in the step's enclosing scope and labelled with the step's op counts.
+    """
+    nodes: list[tuple] = []
+    node_of: list[str] = [""] * len(graph.order)
+    steps: dict[str, dict] = {}  # step scope -> {"id", "ops", "consts", "norm"}
+    for i, t in enumerate(graph.order):
+        step = None
+        if collapse_steps and id(t) not in graph.root_ids:
+            step = _step_scope(t.scope)
+        if step is None:
+            node_of[i] = f"n{i}"
+            label = _tensor_label(t, names.get(id(t)) or t.name, show_shapes, norms.get(id(t)))
+            nodes.append((node_of[i], t.scope, label, STYLES[graph.kind(t)]))
+            continue
+        info = steps.get(step)
+        if info is None:
+            info = steps[step] = {"id": f"s{len(steps)}", "ops": {}, "consts": 0, "norm": None}
+        node_of[i] = info["id"]
+        if t._parents:
+            info["ops"][t.op] = info["ops"].get(t.op, 0) + 1
+        else:
+            info["consts"] += 1
+        norm = norms.get(id(t))
+        if norm is not None and (info["norm"] is None or norm > info["norm"]):
+            info["norm"] = norm
+    for step, info in steps.items():
+        parent, _, last = step.rpartition("/")
+        label = f"{_escape(last)}: " + " ".join(f"{op}×{n}" for op, n in info["ops"].items())
+        if info["consts"]:
+            label += f" const×{info['consts']}"
+        if info["norm"] is not None:
+            label += "\\nmax " + _format_norm(info["norm"])
+        nodes.append((info["id"], parent or None, label, STYLES["step"]))
+    return nodes, node_of
+
+
+def _layout_edges(graph: _Graph, node_of: list[str], flows: list[list[float | None]] | None,
+                  scale: _ColourScale | None) -> list[tuple[str, str, dict]]:
+    """Edges argument -> result as (src, dst, attrs). Where several tensors share a drawn node
+    (collapsed steps), edges inside it vanish and parallel ones merge into one labelled ×count."""
+    merged: dict[tuple, list] = {}  # key -> [count, largest gradient flow, argument label]
+    for i, t in enumerate(graph.order):
+        parents = t._parents
+        for k, p in enumerate(parents):
+            src, dst = node_of[graph.position[id(p)]], node_of[i]
+            if src == dst:
+                continue
+            flow = flows[i][k] if flows is not None else None
+            collapsed = src[0] == "s" or dst[0] == "s"
+            key = (src, dst) if collapsed else (src, dst, k)
+            entry = merged.get(key)
+            if entry is None:
+                merged[key] = [1, flow, None if collapsed or len(parents) == 1 else str(k)]
+            else:
+                entry[0] += 1
+                if flow is not None and (entry[1] is None or flow > entry[1]):
+                    entry[1] = flow
+    edges = []
+    for key, (count, flow, label) in merged.items():
+        attrs = {"label": label} if label is not None else ({"label": f"×{count}"} if count > 1 else {})
+        if flow is not None:
+            attrs.update(scale.edge_attrs(flow))
+        edges.append((key[0], key[1], attrs))
+    return edges
+
+
 def to_dot(*roots: Any, params: Any = None, show_shapes: bool = True, show_grads: bool = False,
            collapse_steps: bool = False, rankdir: str = "LR",
            max_nodes: int | None = None) -> graphviz.Digraph:
@@ -285,101 +370,30 @@ def to_dot(*roots: Any, params: Any = None, show_shapes: bool = True, show_grads
     if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1):
         raise ValueError(f"to_dot: max_nodes must be a positive int or None, got {max_nodes!r}")
     graph = _Graph(roots, "to_dot")
-    order, position = graph.order, graph.position
     names = _param_names(params)
 
     norms: dict[int, float] = {}
-    flows: list[list[float | None]] = []
-    scale = None
+    flows = scale = None
     if show_grads:
-        for t in order:
+        for t in graph.order:
             norm = _grad_norm(t)
             if norm is not None:
                 norms[id(t)] = norm
-            flows.append(_edge_flows(t))
         if not norms:
             raise ValueError(
                 "to_dot: show_grads=True but no tensor in the graph has a gradient; run "
                 "backward(retain_graph=True) first (and viz.retain_grads(...) before it to keep "
                 "the intermediate gradients)"
             )
+        flows = [_edge_flows(t) for t in graph.order]
         scale = _ColourScale([*norms.values(), *(f for fs in flows for f in fs if f is not None)])
 
-    # Nodes: (id, scope, label, attrs). Tensor i is drawn as node_of[i].
-    nodes: list[tuple[str, str | None, str, dict]] = []
-    node_of: list[str] = [""] * len(order)
-    steps: dict[str, dict] = {}  # step scope -> {"id", "ops", "consts", "norm"}
-    for i, t in enumerate(order):
-        step = _step_scope(t.scope) if collapse_steps else None
-        if step is not None:
-            info = steps.get(step)
-            if info is None:
-                info = steps[step] = {"id": f"s{len(steps)}", "ops": {}, "consts": 0, "norm": None}
-            node_of[i] = info["id"]
-            if t._parents:
-                info["ops"][t.op] = info["ops"].get(t.op, 0) + 1
-            else:
-                info["consts"] += 1
-            norm = norms.get(id(t))
-            if norm is not None and (info["norm"] is None or norm > info["norm"]):
-                info["norm"] = norm
-            continue
-        node_of[i] = f"n{i}"
-        kind = graph.kind(t)
-        name = names.get(id(t)) or t.name
-        if t._parents:
-            head = t.op if not name else f"{name} = {t.op}"
-        else:
-            head = name or ("param" if t.requires_grad else "const")
-        lines = [_escape(head)]
-        if show_shapes:
-            lines.append(_shape_text(t))
-        if id(t) in norms:
-            lines.append(_format_norm(norms[id(t)]))
-        nodes.append((node_of[i], t.scope, "\\n".join(lines), STYLES[kind]))
-    for step, info in steps.items():
-        parent, _, last = step.rpartition("/")
-        counts = " ".join(f"{op}×{n}" for op, n in info["ops"].items())
-        label = f"{last}: {counts}"
-        if info["consts"]:
-            label += f" const×{info['consts']}"
-        if info["norm"] is not None:
-            label += "\\nmax " + _format_norm(info["norm"])
-        nodes.append((info["id"], parent or None, label, STYLES["step"]))
-
+    nodes, node_of = _layout_nodes(graph, names, norms, show_shapes, collapse_steps)
     if max_nodes is not None and len(nodes) > max_nodes:
-        hint = ("" if collapse_steps else
-                f"; collapse_steps=True draws each time step as one node ({_count_collapsed(order)} nodes)")
+        hint = ("" if collapse_steps else f"; pass collapse_steps=True to draw each time step as "
+                f"one node ({_count_collapsed(graph)} nodes)")
         raise ValueError(f"to_dot: the graph has {len(nodes)} nodes, more than max_nodes={max_nodes}{hint}")
-
-    # Edges: argument -> result. Collapsed steps merge theirs: one edge per pair of drawn nodes.
-    edges: dict[tuple[str, str], list] = {}  # (src, dst) -> [count, max norm, [attrs of the first]]
-    edge_list: list[tuple[str, str, dict]] = []
-    for i, t in enumerate(order):
-        parents = t._parents
-        for k, p in enumerate(parents):
-            src, dst = node_of[position[id(p)]], node_of[i]
-            flowing = flows[i][k] if show_grads else None
-            if collapse_steps:
-                if src == dst:
-                    continue
-                entry = edges.get((src, dst))
-                if entry is None:
-                    edges[(src, dst)] = [1, flowing]
-                else:
-                    entry[0] += 1
-                    if flowing is not None and (entry[1] is None or flowing > entry[1]):
-                        entry[1] = flowing
-                continue
-            attrs = {"label": str(k)} if len(parents) > 1 else {}
-            if flowing is not None:
-                attrs.update(scale.edge_attrs(flowing))
-            edge_list.append((src, dst, attrs))
-    for (src, dst), (count, flowing) in edges.items():
-        attrs = {"label": f"×{count}"} if count > 1 else {}
-        if flowing is not None:
-            attrs.update(scale.edge_attrs(flowing))
-        edge_list.append((src, dst, attrs))
+    edges = _layout_edges(graph, node_of, flows, scale)
 
     dot = graphviz.Digraph(
         name="computation_graph",
@@ -392,7 +406,7 @@ def to_dot(*roots: Any, params: Any = None, show_shapes: bool = True, show_grads
     for node_id, scope, label, attrs in nodes:
         clusters.get(scope).node(node_id, label, **attrs)
     clusters.attach()
-    for src, dst, attrs in edge_list:
+    for src, dst, attrs in edges:
         dot.edge(src, dst, **attrs)
     return dot
 
