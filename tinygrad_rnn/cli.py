@@ -153,7 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = Adam(model.parameters(), lr=args.lr)
     start_step = 0
     if resumed is not None:
-        io.load(args.resume, model=model, optimizer=optimizer)
+        io.load(args.resume, model=model, optimizer=optimizer, restore_rng=True)
         start_step = int(resumed.metadata.get("step") or 0)
 
     config = {"model": "CharLM", **model.config}
