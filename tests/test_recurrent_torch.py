@@ -17,9 +17,9 @@ def _tolerance(fx):
     return dict(rtol=1e-10, atol=1e-10) if fx["meta"]["dtype"] == "float64" else dict(rtol=1e-5, atol=1e-5)
 
 
-def _build(fx, registry):
+def _build(fx, registry, **extra):
     config = dict(fx["config"])
-    module = registry[config.pop("kind")](**config)
+    module = registry[config.pop("kind")](**config, **extra)
     dtype = np.dtype(fx["meta"]["dtype"])
     module.to(dtype)
     assert [n for n, _ in module.named_parameters()] == list(fx["params"]), "registration order differs from torch"
@@ -35,10 +35,11 @@ def _backward(fx, results):
     run_backward(roots, grads, retain_graph=False)
 
 
+@pytest.mark.parametrize("impl", ["composed", "fused"])
 @pytest.mark.parametrize("name", fixture_names("layer_"))
-def test_layer_matches_torch(name):
+def test_layer_matches_torch(name, impl):
     fx = load_fixture(name)
-    layer = _build(fx, LAYERS)
+    layer = _build(fx, LAYERS, impl=impl)
     tol = _tolerance(fx)
     x = Tensor(fx["x"], requires_grad=True)
     h0 = Tensor(fx["h0"], requires_grad=True) if fx["h0"] is not None else None

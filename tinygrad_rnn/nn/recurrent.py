@@ -20,10 +20,14 @@ import numpy as np
 from .. import ops
 from ..tensor import Tensor, scope
 from .cells import NONLINEARITIES, check_state, gru_step, lstm_step, rnn_step
+from .fused import gru_cell, lstm_cell, rnn_cell
 from .layers import as_input, check_size, uniform
 from .module import Module
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+# "composed": each step built from elementary ops (cells.py), the default a learner reads;
+# "fused": one node per step with a handwritten backward (fused.py), for speed.
+IMPLS = ("composed", "fused")
 
 
 class _RecurrentBase(Module):
@@ -31,9 +35,12 @@ class _RecurrentBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 nonlinearity: str = "tanh"):
+                 nonlinearity: str = "tanh", impl: str = "composed"):
         super().__init__()
         name = type(self).__name__
+        if impl not in IMPLS:
+            raise ValueError(f"{name}: impl must be one of {IMPLS}, got {impl!r}")
+        self.impl = impl
         self.input_size = check_size(input_size, "input_size", name)
         self.hidden_size = check_size(hidden_size, "hidden_size", name)
         self.num_layers = check_size(num_layers, "num_layers", name)
@@ -136,22 +143,36 @@ class _RecurrentBase(Module):
             gx = ops.reshape(gx, steps, batch, gx.shape[-1])
             whh_t = w_hh.T
             outputs: list[Tensor | None] = [None] * steps
+            hidden = self.hidden_size
+            fused = self.impl == "fused"
+            if fused and mode == "LSTM":
+                state = (ops.cat(list(state), axis=-1),)  # the fused LSTM carries [h | c]
             for t in (range(steps - 1, -1, -1) if suffix else range(steps)):
                 with scope(f"t{t}"):
                     gx_t = gx[t]
-                    if mode == "LSTM":
+                    if fused:
+                        if mode == "LSTM":
+                            new_state = (lstm_cell(gx_t, state[0], whh_t),)
+                        elif mode == "GRU":
+                            new_state = (gru_cell(gx_t, state[0], whh_t, b_hh),)
+                        else:
+                            new_state = (rnn_cell(gx_t, state[0], whh_t, self.nonlinearity),)
+                    elif mode == "LSTM":
                         new_state = lstm_step(gx_t, state[0], state[1], whh_t)
                     elif mode == "GRU":
                         new_state = (gru_step(gx_t, state[0], whh_t, b_hh),)
                     else:
                         new_state = (rnn_step(gx_t, state[0], whh_t, self.nonlinearity),)
+                    h_new = new_state[0][:, :hidden] if fused and mode == "LSTM" else new_state[0]
                     if lengths is None:
                         state = new_state
-                        outputs[t] = new_state[0]
+                        outputs[t] = h_new
                     else:
                         valid = (t < lengths)[:, None]
                         state = tuple(ops.where(valid, new, old) for new, old in zip(new_state, state))
-                        outputs[t] = ops.where(valid, new_state[0], 0.0)
+                        outputs[t] = ops.where(valid, h_new, 0.0)
+            if fused and mode == "LSTM":
+                state = tuple(ops.split(state[0], hidden, axis=-1))
         return outputs, state
 
     def _forward(self, x: Any, hx: Any, lengths: Any) -> tuple[Tensor, list[Tensor]]:
@@ -208,7 +229,8 @@ class _RecurrentBase(Module):
         text = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
-        for key, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+        for key, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                             ("bidirectional", False), ("impl", "composed")):
             if getattr(self, key) != default:
                 text += f", {key}={getattr(self, key)}"
         return text
@@ -225,9 +247,9 @@ class RNN(_RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, impl: str = "composed"):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, nonlinearity)
+                         bidirectional, nonlinearity, impl)
 
     def forward(self, x: Any, hx: Any = None, lengths: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
         output, (h_n,) = self._forward(x, hx, lengths)
@@ -240,8 +262,10 @@ class LSTM(_RecurrentBase):
     mode = "LSTM"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 impl: str = "composed"):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         impl=impl)
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Sequence[int] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -255,8 +279,10 @@ class GRU(_RecurrentBase):
     mode = "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 impl: str = "composed"):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         impl=impl)
 
     def forward(self, x: Any, hx: Any = None, lengths: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
         output, (h_n,) = self._forward(x, hx, lengths)
