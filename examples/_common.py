@@ -63,6 +63,7 @@ def save_curves(args: argparse.Namespace, curves: dict[str, list[float]], xlabel
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, label=label)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
