@@ -69,7 +69,8 @@ class Embedding(Module):
         self.num_embeddings = check_size(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = check_size(embedding_dim, "embedding_dim", "Embedding")
         if padding_idx is not None:
-            if not isinstance(padding_idx, (int, np.integer)) or not -self.num_embeddings <= padding_idx < self.num_embeddings:
+            if (not isinstance(padding_idx, (int, np.integer)) or isinstance(padding_idx, bool)
+                    or not -self.num_embeddings <= padding_idx < self.num_embeddings):
                 raise ValueError(
                     f"Embedding: padding_idx must be an int in [-{self.num_embeddings}, "
                     f"{self.num_embeddings}), got {padding_idx!r}"

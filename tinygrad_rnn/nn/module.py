@@ -118,7 +118,10 @@ class Module:
             if name not in state:
                 continue
             value = state[name]
-            array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            try:
+                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except ValueError as exc:  # ragged nested lists
+                raise ValueError(f"load_state_dict: '{name}' is not a rectangular array ({exc})") from None
             if array.shape != param.shape:
                 raise ValueError(
                     f"load_state_dict: shape mismatch for '{name}': expected {param.shape}, got {array.shape}"

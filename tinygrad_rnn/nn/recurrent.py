@@ -179,8 +179,6 @@ class _RecurrentBase(Module):
         x, batched = self._check_input(x)
         steps, batch = x.shape[0], x.shape[1]
         lengths = self._check_lengths(lengths, steps, batch)
-        if not batched and lengths is not None and lengths.shape[0] != 1:
-            raise ValueError("lengths: an unbatched input takes one length")
         n_states = 2 if self.mode == "LSTM" else 1
         if self.mode == "LSTM":
             if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
