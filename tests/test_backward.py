@@ -128,6 +128,19 @@ def test_no_grad_decorator_also_under_recursion_and_exceptions():
     assert (x * 3.0).requires_grad
 
 
+def test_nested_no_grad_blocks_restore_the_mode_of_their_own_entry():
+    x = leaf([1.0])
+    outer = no_grad()
+    with outer:
+        with outer:  # the same object entered twice, as a decorator does on recursion
+            pass
+        assert not is_grad_enabled() and not (x * 2.0).requires_grad
+        with no_grad():
+            pass
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
 def test_enable_grad_inside_no_grad():
     x = leaf([1.0])
     with no_grad():
@@ -175,6 +188,21 @@ def test_retain_grad_on_intermediates():
     np.testing.assert_allclose(h.grad, np.tanh(hd) + hd * (1 - np.tanh(hd) ** 2))
     np.testing.assert_allclose(x.grad, 3.0 * h.grad)
     assert u.grad is None
+
+
+def test_retained_intermediate_gradient_accumulates_and_is_not_shared():
+    x = leaf([0.5, -1.0])
+    h = F.exp(x)
+    h.retain_grad()
+    loss = (h * h).sum()
+    loss.backward(retain_graph=True)
+    first = h.grad.copy()
+    np.testing.assert_allclose(first, 2 * h.data)
+    loss.backward()
+    np.testing.assert_allclose(h.grad, 2 * first)
+    np.testing.assert_allclose(x.grad, 2 * first * h.data)
+    h.grad[:] = 0.0  # the retained array is its own, not an alias of a buffer still in use
+    np.testing.assert_allclose(x.grad, 2 * first * h.data)
 
 
 # ----- anomaly detection -----------------------------------------------------------------------
