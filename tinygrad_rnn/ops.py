@@ -182,6 +182,8 @@ def pow(x: Tensor, exponent: float) -> Tensor:  # noqa: A001 - the op's natural 
     def backward(g):
         if p == 2.0:
             return (g * (2.0 * xd),)
+        if p == 0.0:  # constant: 0 · x⁻¹ would be NaN at x = 0
+            return (np.zeros_like(g),)
         return (g * (p * xd ** (p - 1.0)),)
     return record(y, "pow", (x,), backward)
 
