@@ -119,6 +119,15 @@ def test_pow_scalar_exponent(p):
     assert gradcheck(lambda t: t ** p, x)
 
 
+def test_pow_zero_exponent_has_zero_gradient_even_at_zero():
+    x = Tensor(np.array([0.0, -1.5, 2.0]), requires_grad=True)
+    y = x ** 0
+    np.testing.assert_array_equal(y.data, np.ones(3))
+    with np.errstate(all="raise"):
+        y.backward(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(x.grad, np.zeros(3))
+
+
 def test_pow_integer_exponent_of_negative_base():
     x = off_zero((5,), 3)
     np.testing.assert_allclose((x ** 3).data, x.data ** 3)
