@@ -16,11 +16,13 @@ def sample_index(logits: np.ndarray, temperature: float, top_k: int | None,
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return int(np.argmax(logits))
-    scaled = logits / temperature
+    # Shift before dividing: the largest becomes 0, so a tiny temperature sends the others to
+    # -inf (probability 0) instead of overflowing everything to inf and giving inf - inf = NaN.
+    with np.errstate(over="ignore"):
+        scaled = (logits - logits.max()) / temperature
     if top_k is not None and top_k < scaled.size:
         cutoff = np.partition(scaled, -top_k)[-top_k]
         scaled = np.where(scaled >= cutoff, scaled, -np.inf)
-    scaled -= scaled.max()
     probs = np.exp(scaled)
     probs /= probs.sum()
     return int(generator.choice(probs.size, p=probs))
