@@ -18,6 +18,7 @@ an array: a NumPy float64 scalar would silently upcast float32 arithmetic.
 
 from __future__ import annotations
 
+import abc
 import copy
 import math
 from bisect import bisect_right
@@ -80,7 +81,7 @@ def _with_weight_decay(p: ParameterLike, grad: np.ndarray, weight_decay: float) 
 # Optimizer base class
 # --------------------------------------------------------------------------
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class: parameter groups, per-parameter state, (de)serialisation.
 
     ``params`` is an iterable of parameters, or of dicts
@@ -185,8 +186,9 @@ class Optimizer:
                 self._update(p, grad, state, group)
         return loss
 
+    @abc.abstractmethod
     def _update(self, p: ParameterLike, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Update one parameter in place from its gradient and its per-parameter state."""
 
     # -- serialisation -----------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -650,7 +652,9 @@ class LRScheduler:
         return [self._lr(base_lr, epoch) for base_lr in self.base_lrs]
 
     def _lr(self, base_lr: float, epoch: int) -> float:
-        raise NotImplementedError
+        """The lr at ``epoch`` for a group whose initial lr is ``base_lr`` (subclasses define it,
+        or override ``lr_at`` as a whole like SequentialLR)."""
+        raise TypeError(f"{type(self).__name__} defines neither _lr nor lr_at")
 
     def step(self) -> None:
         """Advance one epoch and update every group's ``lr``."""
