@@ -8,6 +8,7 @@ import numpy as np
 
 from . import analytic
 from .nn import GRU, LSTM, RNN
+from .gradcheck import numeric_gradient
 from .tensor import Tensor, no_grad, run_backward
 
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -92,17 +93,7 @@ def check_kind(kind: str, steps: int = 5, batch: int = 2, input_size: int = 3, h
 
     abs_n = rel_n = 0.0
     for leaf, grad in zip(leaves, auto):
-        flat = leaf.data.reshape(-1)
-        numeric = np.empty_like(flat)
-        for k in range(flat.size):
-            old = flat[k]
-            flat[k] = old + eps
-            plus = loss()
-            flat[k] = old - eps
-            minus = loss()
-            flat[k] = old
-            numeric[k] = (plus - minus) / (2 * eps)
-        numeric = numeric.reshape(grad.shape)
+        numeric = numeric_gradient(loss, leaf, eps)
         abs_n = max(abs_n, float(np.max(np.abs(grad - numeric))))
         rel_n = max(rel_n, float(np.max(np.abs(grad - numeric) / (np.abs(numeric) + 1e-4))))
     passed = rel_a < 1e-8 and rel_n < 1e-5
