@@ -84,9 +84,11 @@ class OuterGrad:
 
 
 def assemble(pieces: list, like: np.ndarray) -> np.ndarray:
-    """Sum of deferred gradient pieces as one dense array shaped like ``like`` (a fresh array)."""
+    """Sum of deferred gradient pieces (SliceGrad, OuterGrad, or plain arrays that arrived among
+    them) as one fresh dense array shaped like ``like``."""
     outer = [p for p in pieces if type(p) is OuterGrad]
-    slices = [p for p in pieces if type(p) is SliceGrad] if len(outer) < len(pieces) else []
+    slices = [p for p in pieces if type(p) is SliceGrad]
+    dense = [p for p in pieces if type(p) is np.ndarray]
     result = _assemble_slices(slices, like) if slices else None
     if outer:
         if len(outer) == 1:
@@ -99,6 +101,11 @@ def assemble(pieces: list, like: np.ndarray) -> np.ndarray:
             result = product
         else:
             result += product
+    for array in dense:
+        if result is None:
+            result = array.astype(like.dtype, copy=True)
+        else:
+            result += array
     return result
 
 
@@ -370,16 +377,15 @@ def _accumulate(pending: dict, owned: set, node: Tensor, g: Any) -> None:
     buffer = pending.get(key)
     kind = type(g)
     if kind is SliceGrad or kind is OuterGrad:
+        # Deferred: collected in a list and summed once when the node is reached.
         if buffer is None:
-            pending[key] = [g]  # assembled when the node is reached
+            pending[key] = [g]
         elif type(buffer) is list:
             buffer.append(g)
         else:
-            pending[key] = assemble([g], data)
-            pending[key] += buffer
-            owned.add(key)
+            pending[key] = [buffer, g]
         return
-    if type(g) is not np.ndarray:  # NumPy turns 0-d results into scalars
+    if kind is not np.ndarray:  # NumPy turns 0-d results into scalars
         g = np.asarray(g)
     if g.shape != data.shape:
         g = unbroadcast(g, data.shape)
@@ -388,9 +394,7 @@ def _accumulate(pending: dict, owned: set, node: Tensor, g: Any) -> None:
     if buffer is None:
         pending[key] = g
     elif type(buffer) is list:
-        pending[key] = assemble(buffer, data)
-        pending[key] += g
-        owned.add(key)
+        buffer.append(g)
     elif key in owned:
         buffer += g
     else:
