@@ -1,0 +1,367 @@
+"""The ``tinygrad-rnn`` command, run as a user runs it: ``python -m tinygrad_rnn.cli`` in a
+subprocess with a temporary working directory. Tiny settings keep every run to about a second."""
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn
+from tinygrad_rnn import cli
+from tinygrad_rnn.data import CharTokenizer
+from tinygrad_rnn.datasets import names
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--hidden", "8", "--embed", "4", "--batch-size", "16", "--quiet"]
+ERROR_PREFIX = "tinygrad-rnn: error:"
+
+
+def run_cli(*args, cwd, env=None, timeout=120):
+    environment = dict(os.environ if env is None else env)
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), environment.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "tinygrad_rnn.cli", *map(str, args)], cwd=cwd,
+                          env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_ok(done):
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def assert_one_line_error(done, *fragments):
+    """Non-zero exit, no traceback, exactly one stderr line starting with the error prefix."""
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(ERROR_PREFIX), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def write_corpus(path: Path, n_chars: int = 3000, seed: int = 0) -> Path:
+    words = "the cat sat on a mat and then ran far away from home while we sang".split()
+    rng = np.random.default_rng(seed)
+    text = ""
+    while len(text) < n_chars:
+        text += " ".join(rng.choice(words, size=8)) + ".\n"
+    path.write_text(text[:n_chars], encoding="utf-8")
+    return path
+
+
+def sample_lines(done):
+    return done.stdout.splitlines()
+
+
+# ----- train (names) ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def names_run(tmp_path_factory):
+    """One tiny training run on the bundled names, shared by the tests that only read its output."""
+    cwd = tmp_path_factory.mktemp("names")
+    done = run_cli("train", "--steps", 5, *TINY, "--n", 4, "--out", "names.safetensors", cwd=cwd)
+    return cwd, done
+
+
+def test_train_on_names_reports_losses_samples_and_checkpoint(names_run):
+    cwd, done = names_run
+    assert_ok(done)
+    out = done.stdout
+    assert "LSTM" in out and "on names" in out
+    assert re.search(r"^trained 5 steps in [\d.]+ s$", out, re.M)
+    match = re.search(r"^held-out loss: ([\d.]+) nats/char \(bigram baseline: ([\d.]+) nats/char\)$", out, re.M)
+    assert match, out
+    held_out, baseline = map(float, match.groups())
+    vocab = len(set("".join(names()))) + 1  # characters plus <eos>
+    # Five steps barely move an untrained model: its loss stays near ln(vocab); the bigram beats it.
+    assert abs(held_out - math.log(vocab)) < 0.5
+    assert 1.5 < baseline < held_out
+    header = out.index("4 sampled names")
+    samples = [line[2:] for line in out[header:].splitlines()[1:] if line.startswith("  ")]
+    assert len(samples) == 4
+    assert all(set(s) <= set("".join(names())) for s in samples)
+    assert out.rstrip().endswith("checkpoint: names.safetensors")
+
+    checkpoint = tinygrad_rnn.load(cwd / "names.safetensors")
+    assert checkpoint.step == 5
+    assert checkpoint.config == {"model": "CharLM", "vocab_size": vocab, "embed": 4, "hidden": 8,
+                                 "layers": 1, "cell": "lstm", "dropout": 0.0}
+    assert checkpoint.extra["mode"] == "names"
+    assert len(checkpoint.extra["history"]["train_loss"]) >= 1
+
+
+def test_sample_reproduces_the_names_train_printed(names_run):
+    cwd, done = names_run
+    header = done.stdout.index("4 sampled names (temperature 0.8)")
+    printed = [line[2:] for line in done.stdout[header:].splitlines()[1:5]]
+    # train samples name i with seed (--seed 0) + i at temperature 0.8; so does sample --seed 0.
+    again = run_cli("sample", "names.safetensors", "--n", 4, "--seed", 0, "--temperature", 0.8, cwd=cwd)
+    assert_ok(again)
+    assert sample_lines(again) == printed
+
+
+def test_sample_is_deterministic_for_a_seed(names_run):
+    cwd, _ = names_run
+    first = run_cli("sample", "names.safetensors", "--n", 3, "--seed", 1, cwd=cwd)
+    second = run_cli("sample", "names.safetensors", "--n", 3, "--seed", 1, cwd=cwd)
+    other = run_cli("sample", "names.safetensors", "--n", 3, "--seed", 2, cwd=cwd)
+    for done in (first, second, other):
+        assert_ok(done)
+        assert len(sample_lines(done)) == 3
+    assert first.stdout == second.stdout
+    assert first.stdout != other.stdout
+    # --seed k gives names k, k+1, ...: seed 2's first name is seed 1's second.
+    assert sample_lines(other)[0] == sample_lines(first)[1]
+
+
+def test_sample_temperature_zero_is_greedy_whatever_the_seed(names_run):
+    cwd, _ = names_run
+    runs = [run_cli("sample", "names.safetensors", "--n", 2, "--temperature", 0, "--seed", s, cwd=cwd)
+            for s in (1, 7)]
+    top1 = run_cli("sample", "names.safetensors", "--n", 2, "--top-k", 1, "--temperature", 2, "--seed", 3,
+                   cwd=cwd)
+    for done in runs + [top1]:
+        assert_ok(done)
+    assert len(set(sample_lines(runs[0]) + sample_lines(runs[1]) + sample_lines(top1))) == 1
+
+
+def test_sample_prime_and_max_len(names_run):
+    cwd, _ = names_run
+    done = run_cli("sample", "names.safetensors", "--n", 5, "--prime", "an", "--max-len", 4, "--seed", 0,
+                   "--temperature", 2.0, cwd=cwd)
+    assert_ok(done)
+    lines = sample_lines(done)
+    assert len(lines) == 5
+    assert all(line.startswith("an") and len(line) <= 2 + 4 for line in lines)
+
+
+def test_resume_continues_and_updates_the_checkpoint(names_run, tmp_path):
+    cwd, _ = names_run
+    shutil.copy(cwd / "names.safetensors", tmp_path / "ckpt.safetensors")
+    before = tinygrad_rnn.load(tmp_path / "ckpt.safetensors")
+    done = run_cli("train", "--resume", "ckpt.safetensors", "--steps", 3, "--out", "ckpt.safetensors",
+                   "--n", 1, "--quiet", cwd=tmp_path)
+    assert_ok(done)
+    assert re.search(r"^trained 3 steps in", done.stdout, re.M)
+    after = tinygrad_rnn.load(tmp_path / "ckpt.safetensors")
+    assert after.step == before.step + 3 == 8
+    assert after.config == before.config
+    assert after.tokenizer == before.tokenizer
+    changed = [k for k in before.state_dict if not np.array_equal(before.state_dict[k], after.state_dict[k])]
+    assert changed  # the weights were trained further
+    # Adam's step count continued from the saved optimizer state rather than restarting at 0.
+    assert after.optimizer_state["state"][0]["step"] == before.optimizer_state["state"][0]["step"] + 3
+
+
+# ----- train (text) -----------------------------------------------------------------------------
+def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
+    write_corpus(tmp_path / "corpus.txt")
+    done = run_cli("train", "--data", "corpus.txt", "--steps", 5, *TINY, "--seq-len", 16, "--n", 2,
+                   "--out", "text.safetensors", cwd=tmp_path)
+    assert_ok(done)
+    assert "on corpus.txt (characters" in done.stdout
+    assert "2 sampled samples" in done.stdout
+    assert re.search(r"held-out loss: [\d.]+ nats/char \(bigram baseline: [\d.]+ nats/char\)", done.stdout)
+    checkpoint = tinygrad_rnn.load(tmp_path / "text.safetensors")
+    assert checkpoint.step == 5 and checkpoint.extra["mode"] == "text"
+    assert checkpoint.extra["source"] == "corpus.txt"
+    tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer)
+    assert set(tokenizer.chars) == set((tmp_path / "corpus.txt").read_text())
+
+    sampled = run_cli("sample", "text.safetensors", "--n", 2, "--prime", "the ", "--max-len", 20,
+                      "--seed", 0, cwd=tmp_path)
+    assert_ok(sampled)
+    lines = sampled.stdout.split("\n")
+    assert lines[0].startswith("the ")
+
+
+# ----- graph ------------------------------------------------------------------------------------
+def step_clusters(dot_source: str) -> set[int]:
+    return {int(k) for k in re.findall(r'label="[^"]*/t(\d+)"', dot_source)}
+
+
+def test_graph_dot(tmp_path):
+    done = run_cli("graph", "--cell", "lstm", "--steps", 3, "--format", "dot", "-o", "g.dot", cwd=tmp_path)
+    assert_ok(done)
+    source = (tmp_path / "g.dot").read_text()
+    assert source.lstrip().startswith("digraph")
+    assert step_clusters(source) == {0, 1, 2}
+    assert "LSTM unrolled over 3 steps" in done.stdout and "g.dot" in done.stdout
+
+
+def test_graph_svg(tmp_path):
+    if shutil.which("dot") is None:
+        if os.environ.get("TINYGRAD_RNN_ALLOW_NO_DOT") == "1":
+            pytest.skip("Graphviz `dot` is not installed and TINYGRAD_RNN_ALLOW_NO_DOT=1")
+        pytest.fail("Graphviz `dot` is not installed (apt-get install graphviz), "
+                    "or set TINYGRAD_RNN_ALLOW_NO_DOT=1 to skip this test")
+    done = run_cli("graph", "--cell", "gru", "--steps", 2, "--format", "svg", "-o", "g.svg", cwd=tmp_path)
+    assert_ok(done)
+    svg = (tmp_path / "g.svg").read_text()
+    assert "<svg" in svg and "</svg>" in svg
+    assert "gru/l0/fwd/t1" in svg
+
+
+def test_graph_without_dot_on_path_writes_the_dot_file_and_fails_in_one_line(tmp_path):
+    empty = tmp_path / "empty_bin"
+    empty.mkdir()
+    env = dict(os.environ, PATH=str(empty))
+    done = run_cli("graph", "--format", "svg", "-o", "g.svg", cwd=tmp_path, env=env)
+    assert_one_line_error(done, "dot", "g.dot")
+    assert (tmp_path / "g.dot").exists() and step_clusters((tmp_path / "g.dot").read_text()) == {0, 1, 2}
+    assert not (tmp_path / "g.svg").exists()
+
+
+# ----- check ------------------------------------------------------------------------------------
+def test_check_passes_for_every_cell(tmp_path):
+    done = run_cli("check", cwd=tmp_path)
+    assert_ok(done)
+    for kind in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
+        assert re.search(rf"^\| {kind} \|.*\| PASS \|$", done.stdout, re.M), kind
+    assert "FAIL" not in done.stdout
+    assert done.stdout.rstrip().endswith("all checks PASS")
+
+
+def test_check_fails_for_a_wrong_lstm_step(monkeypatch, capsys):
+    import tinygrad_rnn.nn.recurrent as recurrent
+    from tinygrad_rnn import ops
+
+    def wrong_lstm_step(gx, h, c, whh_t):
+        gates = gx + h @ whh_t
+        i, f, g, o = ops.chunk(gates, 4, axis=-1)
+        c_next = f.tanh() * c + i.sigmoid() * g.tanh()  # forget gate through tanh: wrong
+        return o.sigmoid() * c_next.tanh(), c_next
+    monkeypatch.setattr(recurrent, "lstm_step", wrong_lstm_step)
+    assert cli.main(["check", "--cell", "lstm"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^\| lstm \|.*\| FAIL \|$", out, re.M)
+    assert "FAIL: lstm" in out
+    monkeypatch.undo()
+    assert cli.main(["check", "--cell", "lstm"]) == 0  # the real step passes again
+
+
+# ----- errors -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, names_run):
+    """Inputs for the error tests: bad text files and bad checkpoints."""
+    d = tmp_path_factory.mktemp("files")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "binary.txt").write_bytes(b"hello \xff\xfe\xfd world" * 30)
+    (d / "short.txt").write_text("just a few words", encoding="utf-8")
+    (d / "adir").mkdir()
+    (d / "random.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
+    tinygrad_rnn.save(d / "linear.safetensors", tinygrad_rnn.nn.Linear(3, 2))
+    blob = (names_run[0] / "names.safetensors").read_bytes()
+    (d / "truncated.safetensors").write_bytes(blob[: len(blob) // 2])
+    shutil.copy(names_run[0] / "names.safetensors", d / "good.safetensors")
+    return d
+
+
+ERRORS = [
+    # (arguments, fragments the one-line message must contain)
+    (["train", "--hidden", "0"], ["--hidden", "0"]),
+    (["train", "--steps", "-1"], ["--steps", "-1"]),
+    (["train", "--lr", "0"], ["--lr"]),
+    (["train", "--clip", "0"], ["--clip"]),
+    (["train", "--batch-size", "0"], ["--batch-size"]),
+    (["train", "--data", "missing.txt", "--steps", "1"], ["missing.txt"]),
+    (["train", "--data", "empty.txt", "--steps", "1"], ["empty.txt", "empty"]),
+    (["train", "--data", "binary.txt", "--steps", "1"], ["binary.txt", "decode"]),
+    (["train", "--data", "short.txt", "--steps", "1"], ["short.txt", "200"]),
+    (["train", "--data", "adir", "--steps", "1"], ["adir"]),
+    (["train", "--out", "adir", "--steps", "1"], ["--out", "directory"]),
+    (["train", "--resume", "linear.safetensors", "--steps", "1"], ["linear.safetensors", "CharLM"]),
+    (["train", "--resume", "missing.safetensors", "--steps", "1"], ["missing.safetensors"]),
+    (["train", "--resume", "truncated.safetensors", "--steps", "1"], ["truncated.safetensors"]),
+    (["sample", "missing.safetensors"], ["missing.safetensors"]),
+    (["sample", "random.safetensors"], ["random.safetensors"]),
+    (["sample", "linear.safetensors"], ["linear.safetensors", "CharLM"]),
+    (["sample", "truncated.safetensors"], ["truncated.safetensors"]),
+    (["sample", "adir"], ["adir"]),
+    (["sample", "good.safetensors", "--n", "0"], ["--n"]),
+    (["sample", "good.safetensors", "--temperature", "-1"], ["--temperature"]),
+    (["sample", "good.safetensors", "--top-k", "0"], ["top_k"]),
+    (["sample", "good.safetensors", "--max-len", "-1"], ["max_len"]),
+    (["sample", "good.safetensors", "--prime", "A#"], []),
+    (["graph", "--steps", "0", "--format", "dot"], ["--steps"]),
+]
+
+
+@pytest.fixture(scope="module")
+def error_runs(files):
+    """Run every error case concurrently (each is a fresh interpreter) to keep the file fast."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    procs = [subprocess.Popen([sys.executable, "-m", "tinygrad_rnn.cli", *args], cwd=files, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for args, _ in ERRORS]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+@pytest.mark.parametrize("index", range(len(ERRORS)), ids=[" ".join(a) for a, _ in ERRORS])
+def test_user_errors_are_one_line_without_traceback(index, error_runs, files):
+    args, fragments = ERRORS[index]
+    done = error_runs[index]
+    assert_one_line_error(done, *fragments)
+    if args[0] == "train":
+        assert "training a" not in done.stdout  # rejected before any training
+    assert not (files / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--cell", "transformer"], "invalid choice"),
+    (["train", "--hidden", "many"], "invalid int value"),
+    (["sample"], "required"),
+    (["graph", "--format", "pdf"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_option_values_give_argparse_usage_errors(args, fragment, tmp_path):
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("usage: tinygrad-rnn")
+    assert fragment in done.stderr.strip().splitlines()[-1]
+
+
+def test_in_process_main_returns_error_codes(capsys, tmp_path):
+    # The same paths through main() (no subprocess): return codes instead of sys.exit.
+    assert cli.main(["train", "--hidden", "0"]) == 1
+    assert capsys.readouterr().err.startswith(ERROR_PREFIX)
+    assert cli.main(["sample", str(tmp_path / "nope.safetensors")]) == 1
+    assert "nope.safetensors" in capsys.readouterr().err
+
+
+# ----- Ctrl-C -----------------------------------------------------------------------------------
+def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-m", "tinygrad_rnn.cli", "train", "--steps", "100000", *TINY,
+                             "--out", "ctrl_c.safetensors"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # printed (flushed) just before the training loop starts
+        assert first.startswith("training a"), first + proc.stderr.read()
+        time.sleep(1.5)
+        assert proc.poll() is None, "training ended before the interrupt"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    match = re.search(r"interrupted after (\d+) steps: checkpoint saved to ctrl_c.safetensors", err)
+    assert match, err
+    checkpoint = tinygrad_rnn.load(tmp_path / "ctrl_c.safetensors")
+    assert checkpoint.step == int(match.group(1)) > 0
+    assert "held-out loss" not in out  # stopped: no report, no samples
