@@ -126,6 +126,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--lr must be > 0, got {args.lr}")
     if args.clip is not None and not args.clip > 0:
         raise CLIError(f"--clip must be > 0, got {args.clip}")
+    # Checked now, not when sampling after the whole training run.
+    if args.n < 0:
+        raise CLIError(f"--n must be >= 0, got {args.n}")
+    if not 0 <= args.temperature < math.inf:
+        raise CLIError(f"--temperature must be a finite number >= 0, got {args.temperature}")
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise CLIError(f"--out {out} is a directory; give a file path")
