@@ -273,7 +273,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         try:
             path = viz.render(dot, path, format=args.format)
-        except viz.GraphvizNotFound as exc:
+        except RuntimeError as exc:  # GraphvizNotFound, or `dot` itself failed
             raise CLIError(str(exc).replace("\n", " ")) from None
     stats = viz.graph_stats(loss)
     print(f"{args.cell.upper()} unrolled over {args.steps} steps: {stats['nodes']} nodes, depth "
