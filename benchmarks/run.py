@@ -19,7 +19,6 @@ import io
 import os
 import platform
 import pstats
-import resource
 import statistics
 import subprocess
 import sys
@@ -216,16 +215,29 @@ def traced_peak(impl: Implementation) -> float:
     return float(peak - before)
 
 
+def _proc_status_kib(field_name: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field_name} not in /proc/self/status")
+
+
 def rss_probe(workload_name: str, impl_name: str, is_quick: bool, threads: int | None) -> None:
-    """(Subprocess mode) print the growth of peak RSS, in KiB, over the FIRST step in a fresh process."""
+    """(Subprocess mode) print, in KiB, how far the FIRST step of a fresh process raises its peak RSS.
+
+    The peak is the kernel's high-water mark VmHWM, reset to the current RSS just before the step
+    (writing 5 to /proc/self/clear_refs), so neither the setup nor the parent process (whose peak
+    getrusage's ru_maxrss would inherit through fork + exec) count."""
     configure_threads(threads)
     w = WORKLOADS[workload_name]
     impl = implementation_classes()[impl_name](make_problem(quick(w) if is_quick else w))
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _proc_status_kib("VmRSS")
     impl.step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(after - before)  # Linux reports ru_maxrss in KiB
+    print(_proc_status_kib("VmHWM") - before)
 
 
 def first_step_rss(workload_name: str, impl_name: str, is_quick: bool, threads: int) -> float | None:
@@ -267,7 +279,7 @@ def format_table(rows: list[Row], with_rss: bool) -> str:
     headers = ["workload", "implementation", "median ms/step", "min–max ms", "tokens/s",
                *(f"× {ref}" for ref in REFERENCES), "peak traced MiB"]
     if with_rss:
-        headers.append("first-step ΔmaxRSS MiB")
+        headers.append("first-step peak RSS MiB")
     medians = {(r.workload.name, r.impl): r.median for r in rows}
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for r in rows:
@@ -288,9 +300,10 @@ LEGEND = (
     "the timed repetitions after warm-up, implementations interleaved round-robin. tokens/s = "
     "batch × T / median. '× X' = this row's median / X's median on the same workload (> 1: slower "
     "than X). 'peak traced MiB' = tracemalloc peak during one untimed step minus what was live "
-    "before it: Python objects and NumPy buffers only, so n/a for torch. 'first-step ΔmaxRSS' "
-    "(--rss) = growth of the process's peak RSS over the first step in a fresh subprocess "
-    "(includes one-off lazy allocations; comparable across all implementations)."
+    "before it: Python objects and NumPy buffers only, so n/a for torch. 'first-step peak RSS "
+    "MiB' (--rss) = how far the first step of a fresh subprocess raises the kernel's peak "
+    "resident set size (VmHWM, reset just before the step): comparable across all "
+    "implementations, includes one-off lazy allocations, misses memory the allocator reused."
 )
 
 
