@@ -218,6 +218,17 @@ def test_graph_without_dot_on_path_writes_the_dot_file_and_fails_in_one_line(tmp
     assert not (tmp_path / "g.svg").exists()
 
 
+def test_graph_when_dot_itself_fails_is_a_one_line_error(tmp_path):
+    fake_bin = tmp_path / "fake_bin"
+    fake_bin.mkdir()
+    fake_dot = fake_bin / "dot"
+    fake_dot.write_text("#!/bin/sh\necho 'Error: layout exploded' >&2\nexit 3\n")
+    fake_dot.chmod(0o755)
+    env = dict(os.environ, PATH=os.pathsep.join([str(fake_bin), os.environ.get("PATH", "")]))
+    done = run_cli("graph", "--format", "svg", "-o", "g.svg", cwd=tmp_path, env=env)
+    assert_one_line_error(done, "exit code 3", "layout exploded")
+
+
 # ----- check ------------------------------------------------------------------------------------
 def test_check_passes_for_every_cell(tmp_path):
     done = run_cli("check", cwd=tmp_path)
@@ -265,17 +276,19 @@ def files(tmp_path_factory, names_run):
 
 ERRORS = [
     # (arguments, fragments the one-line message must contain)
-    (["train", "--hidden", "0"], ["--hidden", "0"]),
+    (["train", "--hidden", "0", "--steps", "1"], ["--hidden", "0"]),
     (["train", "--steps", "-1"], ["--steps", "-1"]),
-    (["train", "--lr", "0"], ["--lr"]),
-    (["train", "--clip", "0"], ["--clip"]),
-    (["train", "--batch-size", "0"], ["--batch-size"]),
+    (["train", "--lr", "0", "--steps", "1"], ["--lr"]),
+    (["train", "--clip", "0", "--steps", "1"], ["--clip"]),
+    (["train", "--batch-size", "0", "--steps", "1"], ["--batch-size"]),
+    (["train", "--temperature", "-1", "--steps", "1", "--hidden", "8", "--quiet"], ["--temperature"]),
+    (["train", "--n", "-1", "--steps", "1", "--hidden", "8", "--quiet"], ["--n"]),
     (["train", "--data", "missing.txt", "--steps", "1"], ["missing.txt"]),
     (["train", "--data", "empty.txt", "--steps", "1"], ["empty.txt", "empty"]),
     (["train", "--data", "binary.txt", "--steps", "1"], ["binary.txt", "decode"]),
     (["train", "--data", "short.txt", "--steps", "1"], ["short.txt", "200"]),
     (["train", "--data", "adir", "--steps", "1"], ["adir"]),
-    (["train", "--out", "adir", "--steps", "1"], ["--out", "directory"]),
+    (["train", "--out", "adir", "--steps", "1", "--hidden", "8", "--quiet"], ["--out", "directory"]),
     (["train", "--resume", "linear.safetensors", "--steps", "1"], ["linear.safetensors", "CharLM"]),
     (["train", "--resume", "missing.safetensors", "--steps", "1"], ["missing.safetensors"]),
     (["train", "--resume", "truncated.safetensors", "--steps", "1"], ["truncated.safetensors"]),
@@ -298,9 +311,16 @@ def error_runs(files):
     """Run every error case concurrently (each is a fresh interpreter) to keep the file fast."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    procs = [subprocess.Popen([sys.executable, "-m", "tinygrad_rnn.cli", *args], cwd=files, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for args, _ in ERRORS]
+    procs = []
+    for index, (args, _) in enumerate(ERRORS):
+        # Its own directory (inputs linked in), so a stray checkpoint is blamed on the right case.
+        case = files / f"case{index}"
+        case.mkdir()
+        for item in files.iterdir():
+            if not item.name.startswith("case"):
+                (case / item.name).symlink_to(item)
+        procs.append(subprocess.Popen([sys.executable, "-m", "tinygrad_rnn.cli", *args], cwd=case, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -315,7 +335,7 @@ def test_user_errors_are_one_line_without_traceback(index, error_runs, files):
     assert_one_line_error(done, *fragments)
     if args[0] == "train":
         assert "training a" not in done.stdout  # rejected before any training
-    assert not (files / "model.safetensors").exists()
+    assert [p.name for p in (files / f"case{index}").iterdir() if not p.is_symlink()] == []  # nothing written
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -335,7 +355,7 @@ def test_bad_option_values_give_argparse_usage_errors(args, fragment, tmp_path):
 
 def test_in_process_main_returns_error_codes(capsys, tmp_path):
     # The same paths through main() (no subprocess): return codes instead of sys.exit.
-    assert cli.main(["train", "--hidden", "0"]) == 1
+    assert cli.main(["train", "--hidden", "0", "--steps", "1"]) == 1
     assert capsys.readouterr().err.startswith(ERROR_PREFIX)
     assert cli.main(["sample", str(tmp_path / "nope.safetensors")]) == 1
     assert "nope.safetensors" in capsys.readouterr().err
