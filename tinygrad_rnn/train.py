@@ -118,7 +118,10 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
                 if max_steps is not None and history.steps - start_step >= max_steps:
                     break
             bar.close()
-            history.train_loss.append(running / max(seen, 1))
+            if seen == 0:  # e.g. a generator passed directly is exhausted after the first epoch
+                raise ValueError(f"fit: train_data yielded no batches in epoch {epoch + 1}; pass a list or "
+                                 "a callable returning a fresh iterable (a generator runs out after one pass)")
+            history.train_loss.append(running / seen)
             if val_data is not None:
                 val_loss, val_metric = evaluate(model, loss_fn, val_data, metric, stateful)
                 history.val_loss.append(val_loss)
