@@ -319,3 +319,12 @@ def test_bad_arguments(kwargs, match):
         fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), cyclic_batches(), progress=False,
             **kwargs)
     assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))
+
+
+def test_a_generator_exhausted_after_one_epoch_is_an_error_not_zero_losses():
+    model = tiny_lm()
+    once = (batch for batch in cyclic_batches(n_batches=2))
+    with pytest.raises(ValueError, match="no batches in epoch 2"):
+        fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), once, epochs=3, progress=False)
+    with pytest.raises(ValueError, match="no batches in epoch 1"):
+        fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), [], progress=False)
