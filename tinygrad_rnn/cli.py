@@ -77,7 +77,8 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
     for part, name in ((train_ids, "training"), (val_ids, "validation")):
         if len(part) < 2 * seq_len + 2:
             raise CLIError(f"--data {args.data}: the {name} split is too short for --seq-len {args.seq_len}")
-    batch = max(1, min(args.batch_size, (len(train_ids) - 1) // seq_len))
+    # Each of the `batch` streams needs seq_len + 1 ids (inputs plus the shifted targets).
+    batch = max(1, min(args.batch_size, len(train_ids) // (seq_len + 1)))
     return dict(mode="text", tokenizer=tokenizer, stateful=True, source=str(args.data),
                 train=lambda: lm_batches(train_ids, batch, seq_len),
                 val=lambda: lm_batches(val_ids, 1, seq_len),
