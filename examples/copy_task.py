@@ -12,7 +12,7 @@ sequence is 120 steps long and they often sit on the baseline for a long time be
 finding the solution: run it and see (``--T 100``).
 
     python examples/copy_task.py              # T=20, LSTM and GRU
-    python examples/copy_task.py --T 100 --steps 3000
+    python examples/copy_task.py --T 100 --steps 2000
 """
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def recall(logits, y) -> float:
 def main() -> None:
     p = parser(__doc__.splitlines()[0], "copy_task")
     p.add_argument("--T", type=int, default=20, help="blank lag between reading and writing")
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps per model")
+    p.add_argument("--steps", type=int, default=4000, help="optimizer steps per model")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--cells", default="lstm,gru", help="comma-separated subset of rnn,lstm,gru")
     args = p.parse_args()
     if args.quick:
