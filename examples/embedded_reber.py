@@ -62,7 +62,7 @@ def final_symbol_accuracy(logits, y) -> float:
     y = np.asarray(y)
     position = (y != IGNORE).sum(axis=1) - 2   # target there is the outer T/P, then comes the final E
     rows = np.arange(len(y))
-    predicted = np.asarray(logits.numpy() if hasattr(logits, "numpy") else logits)[rows, position].argmax(-1)
+    predicted = logits.numpy()[rows, position].argmax(-1)
     return float(np.mean(predicted == y[rows, position]))
 
 
