@@ -26,6 +26,9 @@ Scalar = (int, float, bool, np.number, np.bool_)
 # ----- operand handling ------------------------------------------------------------------------
 def _lift(x: Any, like: Tensor, op: str) -> Tensor:
     """Turn a scalar or array operand into a constant tensor that never upcasts ``like``."""
+    kind = type(x)
+    if (kind is float or kind is int) and like.data.dtype.kind == "f":  # the common `x * 0.5`
+        return constant(np.array(x, dtype=like.data.dtype))
     if isinstance(x, Scalar) or isinstance(x, (np.ndarray, list, tuple)):
         array = np.asarray(x)
         if array.dtype == object:
