@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinygrad_rnn.allocator import keep_freed_memory
+
 from numpy_impls import NUMPY_IMPLEMENTATIONS, Implementation
 from workloads import DEFAULT_WORKLOADS, WORKLOADS, Problem, Workload, make_problem, quick
 
@@ -43,7 +45,7 @@ try:
 except ImportError:
     threadpoolctl = None
 
-ALL_IMPLEMENTATIONS = ("engine", "analytic", "torch-fused", "torch-composed")
+ALL_IMPLEMENTATIONS = ("engine", "engine-fused", "analytic", "torch-fused", "torch-composed")
 REFERENCES = ("analytic", "torch-fused", "torch-composed")  # the ratio columns
 NA = "n/a"
 
@@ -335,6 +337,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", metavar="PATH", help="also write the header and table to PATH")
     p.add_argument("--profile", metavar="IMPL",
                    help="instead of the table, print a cProfile of IMPL's steps (top 25 by tottime)")
+    p.add_argument("--malloc-default", action="store_true",
+                   help="leave glibc's malloc settings alone (by default the runner keeps freed "
+                        "heap mapped between steps, for every implementation alike: "
+                        "tinygrad_rnn.allocator.keep_freed_memory)")
     p.add_argument("--rss-probe", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -369,11 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         rss_probe(*args.rss_probe, args.quick, args.threads)
         return 0
     threads, blas = configure_threads(args.threads)
+    kept = False if args.malloc_default else keep_freed_memory()
     available = implementation_classes()
     impl_names = [i for i in args.impl if i in available]
     missing = [i for i in args.impl if i not in available]
 
-    header = ["## Machine", *machine_header(threads, blas)]
+    header = ["## Machine", *machine_header(threads, blas),
+              "- malloc: " + ("freed heap kept mapped between steps (keep_freed_memory), same for "
+                              "every implementation" if kept else "glibc defaults (heap trimmed after each step)")]
     print("\n".join(header))
     if missing:
         print(f"(not run, torch is not importable: {', '.join(missing)})")
