@@ -123,15 +123,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--steps must be >= 1, got {args.steps}")
     if args.epochs is not None and args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
-    if not args.lr > 0:
-        raise CLIError(f"--lr must be > 0, got {args.lr}")
-    if args.clip is not None and not args.clip > 0:
-        raise CLIError(f"--clip must be > 0, got {args.clip}")
+    _check_finite(args.lr, "--lr", positive=True)
+    if args.clip is not None:
+        _check_finite(args.clip, "--clip", positive=True)
     # Checked now, not when sampling after the whole training run.
     if args.n < 0:
         raise CLIError(f"--n must be >= 0, got {args.n}")
-    if not 0 <= args.temperature < math.inf:
-        raise CLIError(f"--temperature must be a finite number >= 0, got {args.temperature}")
+    _check_finite(args.temperature, "--temperature")
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise CLIError(f"--out {out} is a directory; give a file path")
@@ -206,6 +204,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 DEFAULT_STEPS = 3000
 
 
+def _check_finite(value: float, option: str, positive: bool = False) -> None:
+    """Reject inf, nan and negative values (and 0 when ``positive``) of a float option."""
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise CLIError(f"{option} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+
+
 def _tokenizer_from(meta: dict, path: Any) -> Any:
     from .data import CharTokenizer
 
@@ -226,8 +230,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CLIError(f"--n must be >= 1, got {args.n}")
-    if args.temperature < 0:
-        raise CLIError(f"--temperature must be >= 0, got {args.temperature}")
+    _check_finite(args.temperature, "--temperature")
     checkpoint = io.load(args.checkpoint)
     config = checkpoint.metadata.get("config") or {}
     if config.get("model") != "CharLM":
@@ -310,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS})")
     length.add_argument("--epochs", type=int, help="passes over the training data")
-    train.add_argument("--lr", type=float, default=3e-3)
-    train.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
+    train.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, a finite number > 0")
+    train.add_argument("--clip", type=float, default=1.0,
+                       help="max gradient norm, a finite number > 0 (a huge value such as 1e9 clips nothing)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="model.safetensors", help="checkpoint path")
     train.add_argument("--resume", help="continue training from this checkpoint")
