@@ -237,6 +237,20 @@ def test_sample_index_top_k_renormalises_over_the_k_largest():
     assert chi_square(counts[kept], z / z.sum()) < CHI2_9999[2]
 
 
+def test_sample_index_top_k_keeps_exactly_k_with_ties_broken_by_lowest_index():
+    gen = np.random.default_rng(5)
+    logits = np.array([1.0, 2.0, 2.0, 2.0, 0.0])  # three-way tie at the 2nd largest
+    counts = np.bincount([sample_index(logits, 1.0, 2, gen) for _ in range(4000)], minlength=5)
+    assert counts[0] == counts[3] == counts[4] == 0
+    assert counts[1] > 1800 and counts[2] > 1800  # the two kept are equally likely
+    # top_k=1 is greedy even when every logit ties, and agrees with temperature 0 (argmax).
+    flat = np.array([3.0, 3.0, 3.0])
+    assert {sample_index(flat, 2.0, 1, gen) for _ in range(200)} == {0}
+    assert sample_index(flat, 0, None, gen) == 0
+    # A tie below the cut changes nothing; a tie spanning the cut keeps the lower indices.
+    assert {sample_index(np.array([0.0, 5.0, 0.0, 0.0]), 1.0, 3, gen) for _ in range(500)} <= {0, 1, 2}
+
+
 def test_sample_index_greedy_and_extreme_logits():
     gen = np.random.default_rng(0)
     assert sample_index(np.array([0.1, 3.0, -2.0]), 0, None, gen) == 1

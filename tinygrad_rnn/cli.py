@@ -328,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("checkpoint")
     sample.add_argument("--n", type=int, default=10)
     sample.add_argument("--temperature", type=float, default=0.8)
-    sample.add_argument("--top-k", type=int)
+    sample.add_argument("--top-k", type=int,
+                        help="sample among the k most likely tokens only (exactly k: ties go to the lower id)")
     sample.add_argument("--prime", default="")
     sample.add_argument("--max-len", type=int)
     sample.add_argument("--seed", type=int)

@@ -12,7 +12,11 @@ from .tensor import Tensor, no_grad
 def sample_index(logits: np.ndarray, temperature: float, top_k: int | None,
                  generator: np.random.Generator) -> int:
     """Draw from softmax(logits / temperature), restricted to the ``top_k`` largest logits;
-    ``temperature == 0`` is greedy (argmax)."""
+    ``temperature == 0`` is greedy (argmax).
+
+    Exactly ``top_k`` candidates are kept: logits tied at the cut are kept lowest index first
+    (so ``top_k=1`` is the argmax whatever the temperature).
+    """
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return int(np.argmax(logits))
@@ -21,8 +25,10 @@ def sample_index(logits: np.ndarray, temperature: float, top_k: int | None,
     with np.errstate(over="ignore"):
         scaled = (logits - logits.max()) / temperature
     if top_k is not None and top_k < scaled.size:
-        cutoff = np.partition(scaled, -top_k)[-top_k]
-        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+        keep = np.argsort(-scaled, kind="stable")[:top_k]  # stable: equal logits by index
+        masked = np.full_like(scaled, -np.inf)
+        masked[keep] = scaled[keep]
+        scaled = masked
     probs = np.exp(scaled)
     probs /= probs.sum()
     return int(generator.choice(probs.size, p=probs))
