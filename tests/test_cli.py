@@ -189,6 +189,75 @@ def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     assert tinygrad_rnn.load(tmp_path / "text.safetensors").step == 7
 
 
+def greedy_by_hand(path, context: str, n: int) -> str:
+    """The n-token argmax continuation of ``context`` (no start token, <eos> never drawn) by the
+    checkpoint's model; decoded like the CLI does (specials such as <unk> print as nothing)."""
+    from tinygrad_rnn.models import CharLM
+    from tinygrad_rnn.tensor import Tensor, no_grad
+
+    checkpoint = tinygrad_rnn.load(path)
+    tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer)
+    model = CharLM(**{k: v for k, v in checkpoint.config.items() if k != "model"})
+    tinygrad_rnn.load(path, model=model)
+    model.eval()
+    out = []
+    with no_grad():
+        logits, state = model(Tensor(np.asarray([tokenizer.encode(context)], dtype=np.int64)), None)
+        for _ in range(n):
+            row = logits.data[0, -1].copy()
+            row[tokenizer.eos_id] = -np.inf
+            out.append(int(np.argmax(row)))
+            logits, state = model(Tensor(np.asarray([[out[-1]]], dtype=np.int64)), state)
+    return tokenizer.decode(out)
+
+
+def text_checkpoint(path, text: str, first_char=None):
+    """A 'train --data' checkpoint of an untrained CharLM whose greedy output depends on its input."""
+    from tinygrad_rnn.models import CharLM
+
+    tokenizer = CharTokenizer(specials=("<eos>",), unknown="unk").fit(text)
+    tinygrad_rnn.manual_seed(1)
+    model = CharLM(tokenizer.vocab_size, embed=8, hidden=16, cell="gru")
+    model.head.weight.data *= 8  # far from uniform: a different start gives a different sample
+    extra = {"source": "corpus.txt", "mode": "text"}
+    if first_char is not None:
+        extra["first_char"] = first_char
+    tinygrad_rnn.save(path, model, config={"model": "CharLM", **model.config}, tokenizer=tokenizer,
+                      extra=extra)
+    return path
+
+
+def test_text_sampling_without_prime_starts_after_a_newline_not_from_eos(tmp_path):
+    text = write_corpus(tmp_path / "corpus.txt").read_text()
+    path = text_checkpoint(tmp_path / "text.safetensors", text, first_char=text[0])
+    sampled = run_cli("sample", "text.safetensors", "--n", 1, "--temperature", 0, "--max-len", 40, cwd=tmp_path)
+    assert_ok(sampled)
+    assert sampled.stdout == greedy_by_hand(path, "\n", 40) + "\n"  # the newline is context, not printed
+
+
+@pytest.mark.parametrize("saved_first_char", [True, False])
+def test_text_sampling_without_a_newline_starts_from_the_first_character(tmp_path, saved_first_char):
+    text = write_corpus(tmp_path / "corpus.txt").read_text().replace("\n", " ")
+    # Older checkpoints lack first_char: they start from the lowest character (" " here).
+    start = text[0] if saved_first_char else min(text)
+    path = text_checkpoint(tmp_path / "line.safetensors", text, first_char=text[0] if saved_first_char else None)
+    sampled = run_cli("sample", "line.safetensors", "--n", 1, "--temperature", 0, "--max-len", 20, cwd=tmp_path)
+    assert_ok(sampled)
+    assert sampled.stdout == start + greedy_by_hand(path, start, 20) + "\n"  # the start is printed
+
+
+def test_text_train_saves_the_first_character_and_prints_what_sample_prints(tmp_path):
+    text = write_corpus(tmp_path / "corpus.txt").read_text()
+    done = run_cli("train", "--data", "corpus.txt", "--steps", 3, *TINY, "--seq-len", 16, "--n", 1,
+                   "--out", "text.safetensors", cwd=tmp_path)
+    assert_ok(done)
+    assert tinygrad_rnn.load(tmp_path / "text.safetensors").extra["first_char"] == text[0]
+    # train samples with --seed 0 at temperature 0.8, 200 characters; so does sample --seed 0.
+    sampled = run_cli("sample", "text.safetensors", "--n", 1, "--seed", 0, cwd=tmp_path)
+    assert_ok(sampled)
+    assert f"(temperature 0.8):\n  {sampled.stdout}checkpoint:" in done.stdout
+
+
 # ----- graph ------------------------------------------------------------------------------------
 def step_clusters(dot_source: str) -> set[int]:
     return {int(k) for k in re.findall(r'label="[^"]*/t(\d+)"', dot_source)}

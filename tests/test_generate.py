@@ -110,6 +110,26 @@ def test_without_end_token_the_prime_starts_the_context():
         generate(model, LetterTokenizer(with_eos=False), prime="", max_len=4)
 
 
+def test_use_end_token_false_feeds_the_prime_alone_and_never_draws_the_end_token():
+    model = counter_model()  # ids 0..5; id 0 is the end token
+    text = generate(model, LetterTokenizer(with_eos=True), prime="c", max_len=8, temperature=0,
+                    use_end_token=False)
+    assert model.calls[0][0].tolist() == [[3]]  # no start token before the prime
+    # After 5 the favourite is the end token 0: masked, so the argmax of the rest (id 1) follows.
+    assert text == "deabcdea" and len(model.calls) == 9
+    for seed in range(3):
+        sampled = generate(FakeModel(6, lambda t: np.zeros(6)), LetterTokenizer(with_eos=True), prime="a",
+                           max_len=50, seed=seed, use_end_token=False)
+        assert len(sampled) == 50  # never stopped early, never an (undecodable) end token
+    model.calls.clear()
+    model.calls.clear()
+    with pytest.raises(ValueError, match="prime"):
+        generate(model, LetterTokenizer(with_eos=True), max_len=4, use_end_token=False)
+    with pytest.raises(TypeError, match="use_end_token"):
+        generate(model, LetterTokenizer(with_eos=True), prime="a", use_end_token="no")
+    assert model.calls == []
+
+
 def test_end_token():
     assert end_token(LetterTokenizer(with_eos=True)) == 0
     assert end_token(LetterTokenizer(with_eos=False)) is None

@@ -79,7 +79,7 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
             raise CLIError(f"--data {args.data}: the {name} split is too short for --seq-len {args.seq_len}")
     # Each of the `batch` streams needs seq_len + 1 ids (inputs plus the shifted targets).
     batch = max(1, min(args.batch_size, len(train_ids) // (seq_len + 1)))
-    return dict(mode="text", tokenizer=tokenizer, stateful=True, source=str(args.data),
+    return dict(mode="text", tokenizer=tokenizer, stateful=True, source=str(args.data), first_char=text[0],
                 train=lambda: lm_batches(train_ids, batch, seq_len),
                 val=lambda: lm_batches(val_ids, 1, seq_len),
                 train_seqs=[train_ids], val_seqs=[val_ids])
@@ -110,7 +110,6 @@ def _held_out_loss(model: Any, val: Any, stateful: bool) -> float:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import io
     from .baselines import bigram_nll
-    from .generate import generate
     from .models import CharLM
     from .optim import Adam
     from .random import manual_seed
@@ -162,6 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = {"model": "CharLM", **model.config}
     extra = {"source": data["source"], "mode": data["mode"]}
+    if data["mode"] == "text":
+        extra["first_char"] = data["first_char"]  # where sampling starts when the text has no newline
 
     def save(history: Any) -> None:
         io.save(out, model, optimizer, config=config, tokenizer=tokenizer, step=history.steps,
@@ -194,8 +195,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     kind = "names" if data["mode"] == "names" else "samples"
     print(f"{args.n} sampled {kind} (temperature {args.temperature}):")
     for i in range(args.n):
-        text = generate(model, tokenizer, max_len=30 if data["mode"] == "names" else 200,
-                        temperature=args.temperature, seed=args.seed + i)
+        text = _sample(model, tokenizer, extra, "", max_len=30 if data["mode"] == "names" else 200,
+                       temperature=args.temperature, top_k=None, seed=args.seed + i)
         print(f"  {text}")
     print(f"checkpoint: {out}")
     return 0
@@ -223,9 +224,34 @@ def _tokenizer_from(meta: dict, path: Any) -> Any:
 
 
 # ----- sample ------------------------------------------------------------------------------------
+def _sample(model: Any, tokenizer: Any, extra: dict, prime: str, max_len: int, temperature: float,
+            top_k: int | None, seed: int | None) -> str:
+    """One sample as printed: ``prime`` plus its continuation.
+
+    Names models start from ``<eos>`` and stop at it. Text models never saw ``<eos>`` (it is not
+    in the training stream), so they are fed ``prime`` alone and draw ``max_len`` characters;
+    without a prime they start after a newline when the vocabulary has one (not printed), else
+    from the first character of the training text (printed).
+    """
+    from .generate import generate
+
+    if extra.get("mode", "names") == "names":
+        return prime + generate(model, tokenizer, prime=prime, max_len=max_len, temperature=temperature,
+                                top_k=top_k, seed=seed)
+    start, shown = prime, prime
+    if not prime:
+        chars = tokenizer.chars or []
+        first = extra.get("first_char")
+        if "\n" in chars:
+            start = "\n"
+        else:  # checkpoints saved without first_char start from the lowest character
+            start = shown = first if isinstance(first, str) and first in chars else chars[0]
+    return shown + generate(model, tokenizer, prime=start, max_len=max_len, temperature=temperature,
+                            top_k=top_k, seed=seed, use_end_token=False)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from . import io
-    from .generate import generate
     from .models import CharLM
 
     if args.n < 1:
@@ -241,12 +267,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         raise CLIError(f"{args.checkpoint}: invalid model configuration ({exc})") from None
     io.load(args.checkpoint, model=model)
-    mode = (checkpoint.metadata.get("extra") or {}).get("mode", "names")
-    max_len = args.max_len if args.max_len is not None else (30 if mode == "names" else 200)
+    extra = checkpoint.metadata.get("extra") or {}
+    max_len = args.max_len if args.max_len is not None else (30 if extra.get("mode", "names") == "names" else 200)
     for i in range(args.n):
         seed = None if args.seed is None else args.seed + i
-        print(args.prime + generate(model, tokenizer, prime=args.prime, max_len=max_len,
-                                    temperature=args.temperature, top_k=args.top_k, seed=seed))
+        print(_sample(model, tokenizer, extra, args.prime, max_len, args.temperature, args.top_k, seed))
     return 0
 
 
@@ -324,14 +349,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    sample = sub.add_parser("sample", help="sample from a checkpoint written by train")
+    sample = sub.add_parser(
+        "sample", help="sample from a checkpoint written by train",
+        description="Print --n samples from a checkpoint written by 'tinygrad-rnn train'. Names models "
+                    "start each name from <eos> and stop at the next <eos> (or --max-len, default 30). "
+                    "Text models (train --data) never saw <eos>: they continue --prime for "
+                    "--max-len characters (default 200); without --prime they start after a newline "
+                    "(as at the start of a line) when the text has one, else from the text's first "
+                    "character.")
     sample.add_argument("checkpoint")
     sample.add_argument("--n", type=int, default=10)
     sample.add_argument("--temperature", type=float, default=0.8)
     sample.add_argument("--top-k", type=int,
                         help="sample among the k most likely tokens only (exactly k: ties go to the lower id)")
-    sample.add_argument("--prime", default="")
-    sample.add_argument("--max-len", type=int)
+    sample.add_argument("--prime", default="", help="text each sample continues (printed first)")
+    sample.add_argument("--max-len", type=int, help="characters to draw (default: 30 for names, 200 for text)")
     sample.add_argument("--seed", type=int)
     sample.set_defaults(func=cmd_sample)
 

@@ -43,12 +43,16 @@ def end_token(tokenizer: Any) -> int | None:
 
 
 def generate(model: Any, tokenizer: Any, prime: str = "", max_len: int = 100,
-             temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> str:
+             temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
+             use_end_token: bool = True) -> str:
     """Continue ``prime`` with up to ``max_len`` sampled tokens and return the continuation.
 
     The model sees its start token first when the tokenizer has an end-of-sequence id (the same
     token marks starts and ends, as in training on names); sampling stops when it produces that
-    token. ``seed`` makes the draw reproducible without touching the library generator.
+    token. ``use_end_token=False`` is for models trained on running text, which never saw that id:
+    the context is ``prime`` alone (it must then be non-empty), the end token is never drawn, and
+    exactly ``max_len`` tokens are. ``seed`` makes the draw reproducible without touching the
+    library generator.
     """
     if not isinstance(max_len, (int, np.integer)) or max_len < 0:
         raise ValueError(f"generate: max_len must be a non-negative int, got {max_len!r}")
@@ -56,13 +60,17 @@ def generate(model: Any, tokenizer: Any, prime: str = "", max_len: int = 100,
         raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
         raise ValueError(f"generate: top_k must be a positive int or None, got {top_k!r}")
+    if not isinstance(use_end_token, bool):
+        raise TypeError(f"generate: use_end_token must be a bool, got {use_end_token!r}")
+    eos = end_token(tokenizer) if use_end_token else None
+    banned = None if use_end_token else end_token(tokenizer)
+    if eos is None and not prime:
+        raise ValueError("generate: prime must be non-empty without an end token to start from "
+                         "(the tokenizer has none, or use_end_token=False)")
     generator = np.random.default_rng(seed) if seed is not None else library_rng()
-    eos = end_token(tokenizer)
     context = list(tokenizer.encode(prime)) if prime else []
     if eos is not None:
         context = [eos] + context
-    if not context:
-        raise ValueError("generate: prime must be non-empty when the tokenizer has no end token")
     was_training = getattr(model, "training", False)
     model.eval()
     produced: list[int] = []
@@ -70,7 +78,10 @@ def generate(model: Any, tokenizer: Any, prime: str = "", max_len: int = 100,
         with no_grad():
             logits, state = model(Tensor(np.asarray([context], dtype=np.int64)), None)
             for _ in range(max_len):
-                token = sample_index(logits.data[0, -1], temperature, top_k, generator)
+                row = logits.data[0, -1]
+                if banned is not None:
+                    row = np.where(np.arange(row.size) == banned, -np.inf, row)
+                token = sample_index(row, temperature, top_k, generator)
                 if eos is not None and token == eos:
                     break
                 produced.append(token)
