@@ -196,6 +196,55 @@ def test_matmul_through_a_transposed_non_leaf_weight():
     assert gradcheck(lambda x, w: F.tanh(x @ w.T) @ (w * 2.0), (x, w))
 
 
+@pytest.mark.parametrize("shape_c", [(3, 2), (2,), (1, 2), (3, 1), ()])
+def test_addmm_values_and_gradients_with_broadcast_c(shape_c):
+    c, a, b = randn(shape_c, 0), randn((3, 4), 1), randn((4, 2), 2)
+    y = F.addmm(c, a, b)
+    np.testing.assert_allclose(y.data, c.data + a.data @ b.data)
+    assert y.op == "addmm" and y.dtype == np.float64
+    assert gradcheck(F.addmm, (c, a, b))
+
+
+def test_addmm_shared_weight_over_steps_and_constant_operands():
+    """The recurrent use: one weight in every step's addmm; also c or a that need no grad."""
+    xs, w, h0 = randn((4, 2, 3), 0), randn((3, 3), 1), randn((2, 3), 2)
+
+    def unroll(xs, w, h):
+        for t in range(xs.shape[0]):
+            h = F.tanh(F.addmm(xs[t], h, w))
+        return h
+    assert gradcheck(unroll, (xs, w, h0))
+    fixed = randn((2, 3), 3, requires_grad=False)
+    assert gradcheck(lambda a, b: F.addmm(fixed, a, b), (randn((2, 4), 4), randn((4, 3), 5)))
+    assert gradcheck(lambda c, b: F.addmm(c, fixed, b), (randn((4,), 6), randn((3, 4), 7)))
+
+
+def test_addmm_keeps_float32_and_lifts_a_python_scalar_c():
+    a = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    b = Tensor(np.ones((3, 4), dtype=np.float32))
+    y = F.addmm(0.5, a, b)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, np.full((2, 4), 3.5))
+
+
+@pytest.mark.parametrize("shapes, words", [
+    (((3,), (3, 4), (4, 2)), "does not broadcast to the product.s shape"),
+    (((5, 2), (3, 4), (4, 2)), r"c of shape \(5, 2\)"),
+    (((2,), (3, 4), (5, 2)), "inner dimensions 4 and 5 differ"),
+    (((2,), (2, 3, 4), (4, 2)), "must be 2-D"),
+])
+def test_addmm_rejects_bad_shapes(shapes, words):
+    c, a, b = (randn(s, i) for i, s in enumerate(shapes))
+    with pytest.raises(ValueError, match=words):
+        F.addmm(c, a, b)
+
+
+def test_addmm_rejects_mixed_float_dtypes():
+    a = Tensor(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="dtype mismatch"):
+        F.addmm(Tensor(np.ones(4)), a, Tensor(np.ones((3, 4), dtype=np.float32)))
+
+
 @FAST
 @given(
     batch=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=2),

@@ -238,6 +238,36 @@ def matmul(a: Any, b: Any) -> Tensor:
     return record(y, "matmul", (a, b), backward)
 
 
+def addmm(c: Any, a: Any, b: Any) -> Tensor:
+    """y = c + a @ b for 2-D a and b, c broadcast to the product (PyTorch's ``addmm``);
+    dL/dc = g (broadcast undone by the engine), dL/da = g @ bᵀ, dL/db = aᵀ @ g.
+
+    One node and one output array where ``c + a @ b`` makes two: the recurrent step
+    ``gx + h W_hhᵀ`` and ``Linear`` use it, so the product is never kept beside the sum."""
+    a, b = _operands(a, b, "addmm")
+    c = _operands(c, a, "addmm")[0]
+    ad, bd, cd = a.data, b.data, c.data
+    if ad.ndim != 2 or bd.ndim != 2:
+        raise ValueError(f"addmm: a and b must be 2-D, got shapes {ad.shape} and {bd.shape}")
+    if ad.shape[1] != bd.shape[0]:
+        raise ValueError(f"addmm: shapes {ad.shape} and {bd.shape} are not aligned "
+                         f"(inner dimensions {ad.shape[1]} and {bd.shape[0]} differ)")
+    y = ad @ bd
+    try:
+        np.add(y, cd, out=y)  # the product is fresh: add in place
+    except ValueError:
+        raise ValueError(f"addmm: c of shape {cd.shape} does not broadcast to the product's shape "
+                         f"{y.shape}") from None
+    if not needs_grad(a, b, c):
+        return constant(y)
+
+    def backward(g):
+        return (g,
+                g @ bd.T if a.requires_grad else None,
+                OuterGrad(ad, g) if b.requires_grad else None)  # aᵀ g, summed over all uses of b
+    return record(y, "addmm", (c, a, b), backward)
+
+
 # ----- elementwise -----------------------------------------------------------------------------
 def exp(x: Tensor) -> Tensor:
     """y = eˣ;  dy/dx = y."""
@@ -832,6 +862,7 @@ METHODS = {
     "__neg__": neg, "__pow__": pow, "__matmul__": matmul, "__rmatmul__": _rmatmul,
     "__getitem__": getitem,
     "add": add, "sub": sub, "mul": mul, "div": div, "neg": neg, "pow": pow, "matmul": matmul,
+    "addmm": addmm,
     "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "abs": abs,
     "clip": clip, "maximum": maximum, "minimum": minimum,
     "sum": sum, "mean": mean, "max": max,

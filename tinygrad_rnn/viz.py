@@ -13,7 +13,7 @@ Drawing conventions of :func:`to_dot`:
   runs.
 - Every ``scope(...)`` path becomes a cluster labelled with the path, nested like the path.
   ``collapse_steps=True`` draws each time-step scope (a path whose last part is ``t<k>``) as a
-  single node labelled with its op counts, ``t3: matmul×1 add×2 ...``, with deduplicated edges.
+  single node labelled with its op counts, ``t3: addmm×1 split×4 ...``, with deduplicated edges.
 - ``show_grads=True`` adds ``|grad|`` (the Frobenius norm of ``.grad``) to every tensor that has
   one, and colours every edge by the norm of the gradient that flowed along it (the op's
   vector-Jacobian product for that argument, recomputed from the result's ``.grad``), on a log

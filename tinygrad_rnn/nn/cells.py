@@ -9,9 +9,10 @@ Weights follow PyTorch: ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_i
 ``(G*H,)``, gate blocks LSTM ``[i | f | g | o]`` and GRU ``[r | z | n]``.
 
 Ops per step (what a graph dump of one time step shows; ``gx_t`` arrives as one ``getitem``):
-- RNN:  matmul, add, tanh (or relu)
-- LSTM: matmul, add, split×4, sigmoid×3, tanh×2, mul×3, add
-- GRU:  matmul, add (b_hh), split×6, add×2, sigmoid×2, mul, add, tanh, sub, mul, add
+- RNN:  addmm (gx + h W_hhᵀ), tanh (or relu)
+- LSTM: addmm, split×4, sigmoid×3, tanh×2, mul×3, add
+- GRU:  addmm (h W_hhᵀ + b_hh; a matmul without bias), split×6, add×2, sigmoid×2, mul, add, tanh,
+  sub, mul, add
 """
 from __future__ import annotations
 
@@ -30,14 +31,14 @@ NONLINEARITIES = ("tanh", "relu")
 
 def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """h' = act(gx + h W_hhᵀ), where gx = x W_ihᵀ + b_ih + b_hh."""
-    pre = gx + h @ whh_t
+    pre = ops.addmm(gx, h, whh_t)
     return pre.tanh() if nonlinearity == "tanh" else pre.relu()
 
 
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, Tensor]:
     """gates = gx + h W_hhᵀ (gx = x W_ihᵀ + b_ih + b_hh), split [i | f | g | o];
     c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g);  h' = σ(o) ⊙ tanh(c')."""
-    gates = gx + h @ whh_t
+    gates = ops.addmm(gx, h, whh_t)
     i, f, g, o = ops.chunk(gates, 4, axis=-1)
     c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h_next = o.sigmoid() * c_next.tanh()
@@ -48,9 +49,7 @@ def gru_step(gx: Tensor, h: Tensor, whh_t: Tensor, b_hh: Tensor | None) -> Tenso
     """With gx = x W_ihᵀ + b_ih and gh = h W_hhᵀ + b_hh, both split [r | z | n]:
     r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r ⊙ gh_n),
     h' = (1 - z) ⊙ n + z ⊙ h, computed as n + z ⊙ (h - n) (one op fewer, same value)."""
-    gh = h @ whh_t
-    if b_hh is not None:
-        gh = gh + b_hh
+    gh = h @ whh_t if b_hh is None else ops.addmm(b_hh, h, whh_t)
     xr, xz, xn = ops.chunk(gx, 3, axis=-1)
     hr, hz, hn = ops.chunk(gh, 3, axis=-1)
     r = (xr + hr).sigmoid()

@@ -54,8 +54,14 @@ class Linear(Module):
             )
         if x.dtype != self.weight.dtype:
             raise TypeError(f"Linear: input dtype {x.dtype} differs from the weights' {self.weight.dtype}")
-        y = ops.matmul(x, ops.T(self.weight))
-        return y + self.bias if self.bias is not None else y
+        if self.bias is None:
+            return ops.matmul(x, ops.T(self.weight))
+        if x.ndim == 2:
+            return ops.addmm(self.bias, x, ops.T(self.weight))
+        # (..., in) -> one (rows, in) product: one weight gradient matmul, not one per batch row
+        rows = ops.reshape(x, -1, self.in_features)
+        y = ops.addmm(self.bias, rows, ops.T(self.weight))
+        return ops.reshape(y, *x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -2,7 +2,7 @@
 
 A layer unrolls the step functions of :mod:`tinygrad_rnn.nn.cells` over time. For each layer and
 direction, the input projection of all time steps is one matmul (``X W_ihᵀ + b``) before the loop;
-inside the loop each step adds ``h W_hhᵀ`` and applies the cell equations. Every step runs inside
+inside the loop each step adds ``h W_hhᵀ`` (one ``addmm``) and applies the cell equations. Every step runs inside
 ``scope("<kind>/l<k>/<fwd|bwd>/t<t>")`` so graph dumps cluster the unrolled graph by time step.
 
 Variable lengths follow PyTorch's packed sequences: sequence b runs steps ``0..len_b-1``; past its
@@ -137,9 +137,11 @@ class _RecurrentBase(Module):
         steps, batch = x.shape[0], x.shape[1]
         mode = self.mode
         with scope("bwd" if suffix else "fwd"):
-            gx = ops.reshape(x, steps * batch, x.shape[2]) @ w_ih.T
-            if b_ih is not None:
-                gx = gx + (b_ih if mode == "GRU" else b_ih + b_hh)
+            flat = ops.reshape(x, steps * batch, x.shape[2])
+            if b_ih is None:
+                gx = flat @ w_ih.T
+            else:
+                gx = ops.addmm(b_ih if mode == "GRU" else b_ih + b_hh, flat, w_ih.T)
             gx = ops.reshape(gx, steps, batch, gx.shape[-1])
             whh_t = w_hh.T
             outputs: list[Tensor | None] = [None] * steps
