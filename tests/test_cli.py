@@ -180,13 +180,43 @@ def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     lines = sampled.stdout.split("\n")
     assert lines[0].startswith("the ")
 
-    # Resuming without --data trains on the file the checkpoint names (default --batch-size and
-    # --seq-len: the batch count must shrink so that every stream still holds seq_len + 1 ids).
+    # Resuming without --data trains on the file the checkpoint names (and, with a larger --seq-len
+    # than the text allows, the batch count shrinks so that every stream still holds seq_len + 1 ids).
     resumed = run_cli("train", "--resume", "text.safetensors", "--steps", 2, "--out", "text.safetensors",
-                      "--n", 1, "--quiet", cwd=tmp_path)
+                      "--n", 1, "--quiet", "--seq-len", 64, "--batch-size", 64, cwd=tmp_path)
     assert_ok(resumed)
     assert "on corpus.txt (characters" in resumed.stdout
     assert tinygrad_rnn.load(tmp_path / "text.safetensors").step == 7
+
+
+def test_resume_reuses_the_run_options_unless_given(tmp_path):
+    write_corpus(tmp_path / "corpus.txt")
+    options = ["--seq-len", 16, "--batch-size", 4, "--lr", 0.01, "--clip", 0.5, "--seed", 3]
+    first = run_cli("train", "--data", "corpus.txt", "--epochs", 1, "--hidden", 8, "--embed", 4, "--cell", "gru",
+                    *options, "--n", 0, "--quiet", "--out", "a.safetensors", cwd=tmp_path)
+    assert_ok(first)
+    saved = tinygrad_rnn.load(tmp_path / "a.safetensors")
+    assert saved.extra["options"] == {"seq_len": 16, "batch_size": 4, "lr": 0.01, "clip": 0.5, "seed": 3}
+    steps_per_epoch = saved.step  # with --seq-len 16 and --batch-size 4 (the defaults give 1 step)
+    assert steps_per_epoch > 10
+
+    # Nothing given: one more epoch has the same number of steps, and the options are kept.
+    again = run_cli("train", "--resume", "a.safetensors", "--epochs", 1, "--n", 0, "--quiet",
+                    "--out", "b.safetensors", cwd=tmp_path)
+    assert_ok(again)
+    resumed = tinygrad_rnn.load(tmp_path / "b.safetensors")
+    assert resumed.step == 2 * steps_per_epoch
+    assert resumed.extra["options"] == saved.extra["options"]
+    assert resumed.optimizer_state["param_groups"][0]["lr"] == 0.01
+
+    # Given explicitly (model options equal to the checkpoint's are allowed): those win.
+    changed = run_cli("train", "--resume", "a.safetensors", "--steps", 1, "--lr", 0.002, "--batch-size", 8,
+                      "--hidden", 8, "--cell", "gru", "--n", 0, "--quiet", "--out", "c.safetensors", cwd=tmp_path)
+    assert_ok(changed)
+    resumed = tinygrad_rnn.load(tmp_path / "c.safetensors")
+    assert resumed.extra["options"] == {"seq_len": 16, "batch_size": 8, "lr": 0.002, "clip": 0.5, "seed": 3}
+    assert resumed.optimizer_state["param_groups"][0]["lr"] == 0.002
+    assert resumed.config == saved.config
 
 
 def greedy_by_hand(path, context: str, n: int) -> str:
@@ -375,6 +405,10 @@ ERRORS = [
     (["train", "--resume", "linear.safetensors", "--steps", "1"], ["linear.safetensors", "CharLM"]),
     (["train", "--resume", "missing.safetensors", "--steps", "1"], ["missing.safetensors"]),
     (["train", "--resume", "truncated.safetensors", "--steps", "1"], ["truncated.safetensors"]),
+    (["train", "--resume", "good.safetensors", "--hidden", "16", "--steps", "1"], ["--hidden 16", "8"]),
+    (["train", "--resume", "good.safetensors", "--cell", "gru", "--steps", "1"], ["--cell gru", "lstm"]),
+    (["train", "--resume", "good.safetensors", "--layers", "2", "--steps", "1"], ["--layers 2", "1"]),
+    (["train", "--resume", "good.safetensors", "--embed", "8", "--steps", "1"], ["--embed 8", "4"]),
     (["sample", "missing.safetensors"], ["missing.safetensors"]),
     (["sample", "random.safetensors"], ["random.safetensors"]),
     (["sample", "linear.safetensors"], ["linear.safetensors", "CharLM"]),

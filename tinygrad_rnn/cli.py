@@ -115,6 +115,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .random import manual_seed
     from .train import fit
 
+    resumed = None
+    if args.resume is not None:
+        resumed = io.load(args.resume)
+        if (resumed.metadata.get("config") or {}).get("model") != "CharLM":
+            raise CLIError(f"--resume {args.resume}: not a CharLM checkpoint written by 'tinygrad-rnn train'")
+    lr_given = args.lr is not None
+    _resolve_options(args, resumed)
     for name in ("hidden", "layers", "embed", "seq_len", "batch_size"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -134,18 +141,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out} is a directory; give a file path")
     manual_seed(args.seed)
 
-    resumed = None
-    if args.resume is not None:
-        resumed = io.load(args.resume)
+    if resumed is not None:
         meta = resumed.metadata
-        config = meta.get("config") or {}
-        if config.get("model") != "CharLM":
-            raise CLIError(f"--resume {args.resume}: not a CharLM checkpoint written by 'tinygrad-rnn train'")
         extra = meta.get("extra") or {}
         if args.data is None and extra.get("source") not in (None, "names"):
             args.data = extra["source"]
         tokenizer = _tokenizer_from(meta, args.resume)
-        model = CharLM(**{k: v for k, v in config.items() if k != "model"})
+        model = CharLM(**{k: v for k, v in meta["config"].items() if k != "model"})
     else:
         tokenizer = None
     data = _prepare(args, tokenizer)
@@ -156,11 +158,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = Adam(model.parameters(), lr=args.lr)
     start_step = 0
     if resumed is not None:
-        io.load(args.resume, model=model, optimizer=optimizer, restore_rng=True)
+        io.load(args.resume, model=model, optimizer=optimizer, restore_rng=True)  # restores its lr too
         start_step = int(resumed.metadata.get("step") or 0)
+        if lr_given:
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr
+        args.lr = optimizer.param_groups[0]["lr"]
 
     config = {"model": "CharLM", **model.config}
-    extra = {"source": data["source"], "mode": data["mode"]}
+    extra = {"source": data["source"], "mode": data["mode"],
+             "options": {name: getattr(args, name) for name in RUN_OPTIONS}}  # reused by --resume
     if data["mode"] == "text":
         extra["first_char"] = data["first_char"]  # where sampling starts when the text has no newline
 
@@ -172,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.steps = DEFAULT_STEPS
     epochs = args.epochs if args.epochs is not None else 10**9
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"training a {args.layers if resumed is None else model.config['layers']}-layer "
+    print(f"training a {model.config['layers']}-layer "
           f"{model.config['cell'].upper()} (hidden {model.config['hidden']}, "
           f"{model.num_parameters():,} parameters) on {data['source']} "
           f"({'names' if data['mode'] == 'names' else 'characters'}, vocabulary {tokenizer.vocab_size})",
@@ -203,6 +210,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 DEFAULT_STEPS = 3000
+#: train's options (parsed as None when not given) and their defaults. With --resume the
+#: model-defining ones come from the checkpoint's config and the others from its
+#: extra["options"] (the defaults for checkpoints without them), unless given explicitly.
+MODEL_OPTIONS = {"cell": "lstm", "hidden": 128, "layers": 1, "embed": 32}
+RUN_OPTIONS = {"seq_len": 64, "batch_size": 64, "lr": 3e-3, "clip": 1.0, "seed": 0}
+
+
+def _resolve_options(args: argparse.Namespace, resumed: Any = None) -> None:
+    """Replace the train options left as None by the resumed checkpoint's values, else the
+    defaults; a model-defining option that contradicts the checkpoint is an error."""
+    config = resumed.metadata.get("config") or {} if resumed is not None else {}
+    saved = ((resumed.metadata.get("extra") or {}).get("options") or {}) if resumed is not None else {}
+    for name, default in MODEL_OPTIONS.items():
+        given = getattr(args, name)
+        if resumed is None:
+            setattr(args, name, default if given is None else given)
+            continue
+        if given is not None and given != config.get(name):
+            raise CLIError(f"--{name} {given} does not match the {name} {config.get(name)!r} of --resume "
+                           f"{args.resume}; leave it out when resuming")
+        setattr(args, name, config.get(name))
+    for name, default in RUN_OPTIONS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, saved.get(name, default))
 
 
 def _check_finite(value: float, option: str, positive: bool = False) -> None:
@@ -329,21 +360,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a character-level model (default: LSTM on bundled names)")
     train.add_argument("--data", help="a UTF-8 text file to train on instead of the bundled names")
-    train.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
-    train.add_argument("--hidden", type=int, default=128)
-    train.add_argument("--layers", type=int, default=1)
-    train.add_argument("--embed", type=int, default=32)
-    train.add_argument("--seq-len", type=int, default=64, help="truncated-BPTT chunk length (--data only)")
-    train.add_argument("--batch-size", type=int, default=64)
+    # Defaults are None so that --resume can tell given options from omitted ones (_resolve_options).
+    train.add_argument("--cell", choices=("rnn", "lstm", "gru"),
+                       help=f"recurrent cell (default {MODEL_OPTIONS['cell']})")
+    train.add_argument("--hidden", type=int, help=f"hidden units per layer (default {MODEL_OPTIONS['hidden']})")
+    train.add_argument("--layers", type=int, help=f"stacked recurrent layers (default {MODEL_OPTIONS['layers']})")
+    train.add_argument("--embed", type=int, help=f"character embedding size (default {MODEL_OPTIONS['embed']})")
+    train.add_argument("--seq-len", type=int,
+                       help=f"truncated-BPTT chunk length, --data only (default {RUN_OPTIONS['seq_len']})")
+    train.add_argument("--batch-size", type=int,
+                       help=f"sequences per batch (default {RUN_OPTIONS['batch_size']})")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS})")
     length.add_argument("--epochs", type=int, help="passes over the training data")
-    train.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, a finite number > 0")
-    train.add_argument("--clip", type=float, default=1.0,
-                       help="max gradient norm, a finite number > 0 (a huge value such as 1e9 clips nothing)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lr", type=float,
+                       help=f"Adam learning rate, a finite number > 0 (default {RUN_OPTIONS['lr']})")
+    train.add_argument("--clip", type=float,
+                       help=f"max gradient norm, a finite number > 0 (default {RUN_OPTIONS['clip']}; "
+                            "a huge value such as 1e9 clips nothing)")
+    train.add_argument("--seed", type=int,
+                       help=f"data split, shuffling, initialisation and samples (default {RUN_OPTIONS['seed']})")
     train.add_argument("--out", default="model.safetensors", help="checkpoint path")
-    train.add_argument("--resume", help="continue training from this checkpoint")
+    train.add_argument("--resume", metavar="CKPT",
+                       help="continue training from this checkpoint: its model is kept (--cell, --hidden, "
+                            "--layers and --embed may only repeat its values) and --data, --seq-len, "
+                            "--batch-size, --lr, --clip and --seed default to the checkpoint's")
     train.add_argument("--n", type=int, default=10, help="samples printed at the end")
     train.add_argument("--temperature", type=float, default=0.8)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
