@@ -481,26 +481,67 @@ def test_in_process_main_returns_error_codes(capsys, tmp_path):
 
 
 # ----- Ctrl-C -----------------------------------------------------------------------------------
-def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
+def start_training(tmp_path, *args):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "tinygrad_rnn.cli", "train", "--steps", "100000", *TINY,
-                             "--out", "ctrl_c.safetensors"], cwd=tmp_path, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tinygrad_rnn.cli", "train", "--steps", "100000", *TINY,
+                             *map(str, args)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def interrupt(proc, ready):
+    """Send SIGINT once ``ready()`` holds (polled while training runs); return (stdout, stderr)."""
     try:
         first = proc.stdout.readline()  # printed (flushed) just before the training loop starts
         assert first.startswith("training a"), first + proc.stderr.read()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready(), "the condition for the interrupt never held"
         assert proc.poll() is None, "training ended before the interrupt"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        return proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_saves_a_loadable_state_beside_the_checkpoint_and_exits_130(tmp_path):
+    proc = start_training(tmp_path, "--out", "ctrl_c.safetensors")
+    started = time.monotonic()
+    out, err = interrupt(proc, lambda: time.monotonic() - started > 1.5)  # long before the first epoch ends
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    match = re.search(r"interrupted after (\d+) steps: checkpoint saved to ctrl_c.safetensors", err)
+    match = re.search(r"interrupted after (\d+) steps: state saved to ctrl_c.last.safetensors "
+                      r"\(continue with --resume ctrl_c.last.safetensors\); "
+                      r"no checkpoint at ctrl_c.safetensors yet$", err.strip())
     assert match, err
-    checkpoint = tinygrad_rnn.load(tmp_path / "ctrl_c.safetensors")
+    checkpoint = tinygrad_rnn.load(tmp_path / "ctrl_c.last.safetensors")
     assert checkpoint.step == int(match.group(1))  # the state at the interrupt, not an older one
+    assert checkpoint.extra["history"]["interrupted"] is True
+    assert not (tmp_path / "ctrl_c.safetensors").exists()
     assert "held-out loss" not in out  # stopped: no report, no samples
+
+
+def test_ctrl_c_never_overwrites_the_best_checkpoint(tmp_path):
+    # Huge batches: an epoch (and its validation, and the best checkpoint) every few steps.
+    best = tmp_path / "best.safetensors"
+    proc = start_training(tmp_path, "--batch-size", 4096, "--out", best.name)
+    out, err = interrupt(proc, best.exists)
+    assert proc.returncode == 130, err
+    kept = tinygrad_rnn.load(best)
+    history = kept.extra["history"]
+    assert not history["interrupted"]  # a validated state, not the one at the Ctrl-C
+    match = re.search(r"interrupted after (\d+) steps: state saved to best.last.safetensors .*; "
+                      r"best checkpoint best.safetensors left as it was$", err.strip())
+    assert match, err
+    interrupted_at = int(match.group(1))
+    assert kept.step <= interrupted_at
+    assert history["best_val_loss"] == min(history["val_loss"]) == history["val_loss"][-1]
+    last = tinygrad_rnn.load(tmp_path / "best.last.safetensors")
+    assert last.step == interrupted_at and last.extra["history"]["interrupted"]
+    # The interrupted state resumes like any checkpoint.
+    resumed = run_cli("train", "--resume", "best.last.safetensors", "--steps", 2, "--n", 0, "--quiet",
+                      "--out", "more.safetensors", cwd=tmp_path)
+    assert_ok(resumed)
+    assert tinygrad_rnn.load(tmp_path / "more.safetensors").step == interrupted_at + 2

@@ -281,6 +281,23 @@ def test_keyboard_interrupt_returns_an_interrupted_history_and_checkpoints():
     assert calls == [2]
 
 
+def test_the_interrupt_checkpoint_call_is_marked_so_callers_can_keep_the_best_apart():
+    batches = cyclic_batches(n_batches=3)
+    served = []
+
+    def data():
+        for batch in batches:
+            if len(served) == 4:  # in the second epoch, after one step
+                raise KeyboardInterrupt
+            served.append(batch)
+            yield batch
+    model = tiny_lm()
+    calls = []
+    fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), data, val_data=batches, epochs=3,
+        checkpoint=lambda h: calls.append((h.steps, h.interrupted)), progress=False)
+    assert calls == [(3, False), (4, True)]  # the improvement after epoch 1, then the interrupt
+
+
 # ----- evaluate ---------------------------------------------------------------------------------
 def test_evaluate_mean_loss_metric_mode_and_no_graph():
     model = tiny_lm()

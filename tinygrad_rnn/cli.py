@@ -171,9 +171,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if data["mode"] == "text":
         extra["first_char"] = data["first_char"]  # where sampling starts when the text has no newline
 
+    last = last_path(out)
+
     def save(history: Any) -> None:
-        io.save(out, model, optimizer, config=config, tokenizer=tokenizer, step=history.steps,
-                extra={**extra, "history": history.to_dict()})
+        # fit calls this when the validation loss improves and on Ctrl-C; the state at a Ctrl-C
+        # is unvalidated, so it goes beside --out and never replaces the best checkpoint.
+        io.save(last if history.interrupted else out, model, optimizer, config=config, tokenizer=tokenizer,
+                step=history.steps, extra={**extra, "history": history.to_dict()})
 
     if args.steps is None and args.epochs is None:
         args.steps = DEFAULT_STEPS
@@ -190,7 +194,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                   stateful=data["stateful"], start_step=start_step)
     seconds = time.perf_counter() - started
     if history.interrupted:
-        print(f"interrupted after {history.steps} steps: checkpoint saved to {out}", file=sys.stderr)
+        best = f"best checkpoint {out} left as it was" if out.exists() else f"no checkpoint at {out} yet"
+        print(f"interrupted after {history.steps} steps: state saved to {last} (continue with --resume {last}); "
+              f"{best}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
     # Report the best checkpoint (the one kept), not whatever the last epoch left in memory.
@@ -234,6 +240,11 @@ def _resolve_options(args: argparse.Namespace, resumed: Any = None) -> None:
     for name, default in RUN_OPTIONS.items():
         if getattr(args, name) is None:
             setattr(args, name, saved.get(name, default))
+
+
+def last_path(out: Path) -> Path:
+    """Where train saves the state at a Ctrl-C: ``model.safetensors`` -> ``model.last.safetensors``."""
+    return out.with_name(f"{out.stem}.last{out.suffix}")
 
 
 def _check_finite(value: float, option: str, positive: bool = False) -> None:
@@ -380,7 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "a huge value such as 1e9 clips nothing)")
     train.add_argument("--seed", type=int,
                        help=f"data split, shuffling, initialisation and samples (default {RUN_OPTIONS['seed']})")
-    train.add_argument("--out", default="model.safetensors", help="checkpoint path")
+    train.add_argument("--out", default="model.safetensors",
+                       help="checkpoint path, written whenever the validation loss improves (so it holds the "
+                            "best state); Ctrl-C saves the current state beside it as NAME.last.safetensors "
+                            "instead, never over it, and exits with code 130")
     train.add_argument("--resume", metavar="CKPT",
                        help="continue training from this checkpoint: its model is kept (--cell, --hidden, "
                             "--layers and --embed may only repeat its values) and --data, --seq-len, "

@@ -76,7 +76,9 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
     fresh iterable each epoch (e.g. a seeded shuffle). ``clip``: max global gradient norm.
     ``scheduler.step()`` runs after every optimizer step. ``checkpoint(history)`` is called when
     the validation loss improves (every epoch without validation data) and on Ctrl-C, after which
-    ``fit`` returns with ``history.interrupted = True`` instead of raising.
+    ``fit`` returns with ``history.interrupted = True`` instead of raising. That last call already
+    sees ``history.interrupted == True``: the state is unvalidated, so save it elsewhere than the
+    best checkpoint (as ``tinygrad-rnn train`` does).
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
