@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_rnn.allocator import keep_freed_memory
+from tinygrad_rnn.runtime import keep_freed_memory, set_blas_threads
 
 from numpy_impls import NUMPY_IMPLEMENTATIONS, Implementation
 from workloads import DEFAULT_WORKLOADS, WORKLOADS, Problem, Workload, make_problem, quick
@@ -340,7 +340,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--malloc-default", action="store_true",
                    help="leave glibc's malloc settings alone (by default the runner keeps freed "
                         "heap mapped between steps, for every implementation alike: "
-                        "tinygrad_rnn.allocator.keep_freed_memory)")
+                        "tinygrad_rnn.runtime.keep_freed_memory)")
     p.add_argument("--rss-probe", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -440,9 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tune_process() -> None:
+    """Our own process, so the process-wide settings of :mod:`tinygrad_rnn.runtime` are ours to
+    make: keep freed activations mapped between steps, and one BLAS thread for the small matrices
+    of these models unless the user chose a count through the environment."""
+    from .runtime import keep_freed_memory, set_blas_threads
+    keep_freed_memory()
+    if not any(k in os.environ for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        set_blas_threads(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _tune_process()
     try:
         return args.func(args)
     except KeyboardInterrupt:
