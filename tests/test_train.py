@@ -122,6 +122,17 @@ def test_progress_prints_one_line_per_epoch(capsys):
     assert "val loss" in text
 
 
+def test_progress_under_a_step_budget_shows_no_epoch_total(capsys):
+    """With max_steps the run ends on the budget; a huge placeholder epoch count is not shown."""
+    model = tiny_lm()
+    fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), cyclic_batches(n_batches=2),
+        epochs=10**9, max_steps=3, progress=True)
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "epoch 1: train loss" in text and "epoch 2" in text
+    assert "/1000000000" not in text
+
+
 # ----- clipping and schedules -------------------------------------------------------------------
 def spy_on_step(optimizer, log, params):
     real_step = optimizer.step

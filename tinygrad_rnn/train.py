@@ -98,7 +98,9 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
             started = time.perf_counter()
             batches = _batches(train_data)
             total = len(batches) if hasattr(batches, "__len__") else None
-            bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+            # A step budget ends the run, not the epoch count (often a placeholder then): no "/total".
+            label = f"epoch {epoch + 1}" if max_steps is not None else f"epoch {epoch + 1}/{epochs}"
+            bar = tqdm(batches, total=total, desc=label, disable=not progress,
                        leave=False, dynamic_ncols=True)
             running, seen, state = 0.0, 0, None
             for x, y in bar:
@@ -135,7 +137,7 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
                 improved = True
             history.epoch_seconds.append(time.perf_counter() - started)
             if progress:
-                line = f"epoch {epoch + 1}/{epochs}: train loss {history.train_loss[-1]:.4f}"
+                line = f"{label}: train loss {history.train_loss[-1]:.4f}"
                 if val_data is not None:
                     line += f", val loss {history.val_loss[-1]:.4f}"
                     if metric is not None:
