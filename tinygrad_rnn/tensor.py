@@ -121,8 +121,8 @@ def _assemble_slices(pieces: list, like: np.ndarray) -> np.ndarray:
             position = tiles[i][2]
         else:
             if position == like.shape[axis]:
-                values = [np.expand_dims(pieces[i].value, axis) if tiles[i][3] else pieces[i].value
-                          for i in order]
+                grow = (slice(None),) * axis + (None,)  # re-insert a squeezed axis (a view)
+                values = [pieces[i].value[grow] if tiles[i][3] else pieces[i].value for i in order]
                 out = np.concatenate(values, axis=axis)
                 return out if out.dtype == like.dtype else out.astype(like.dtype)
     buffer = np.zeros(like.shape, dtype=like.dtype)
@@ -317,20 +317,23 @@ def topological_order(roots: Sequence[Tensor], needs_grad_only: bool = True) -> 
     """
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+    for root in roots:
+        if id(root) in visited:
             continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        # Reversed so that the first argument is finished first: creation-like numbering.
-        for parent in reversed(node._parents):
-            if id(parent) not in visited and (parent.requires_grad or not needs_grad_only):
-                stack.append((parent, False))
+        visited.add(id(root))
+        # Each entry: a node and an iterator over its parents; the first parent is finished first,
+        # which gives creation-like numbering.
+        stack = [(root, iter(root._parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if id(parent) not in visited and (parent.requires_grad or not needs_grad_only):
+                    visited.add(id(parent))
+                    stack.append((parent, iter(parent._parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     return order
 
 
