@@ -299,7 +299,10 @@ def tanh(x: Tensor) -> Tensor:
         return constant(y)
 
     def backward(g):
-        return (g * (1.0 - y * y),)
+        d = np.multiply(y, y, out=np.empty_like(y))  # one fresh array (also for 0-d), then in place
+        np.subtract(1.0, d, out=d)
+        d *= g
+        return (d,)
     return record(y, "tanh", (x,), backward)
 
 
@@ -313,7 +316,10 @@ def sigmoid(x: Tensor) -> Tensor:
         return constant(y)
 
     def backward(g):
-        return (g * y * (1.0 - y),)
+        d = np.subtract(1.0, y, out=np.empty_like(y))  # one fresh array (also for 0-d), then in place
+        d *= y
+        d *= g
+        return (d,)
     return record(y, "sigmoid", (x,), backward)
 
 
