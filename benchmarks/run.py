@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_rnn.runtime import keep_freed_memory, set_blas_threads
+from tinygrad_rnn.runtime import keep_freed_memory
 
 from numpy_impls import NUMPY_IMPLEMENTATIONS, Implementation
 from workloads import DEFAULT_WORKLOADS, WORKLOADS, Problem, Workload, make_problem, quick
@@ -242,10 +242,13 @@ def rss_probe(workload_name: str, impl_name: str, is_quick: bool, threads: int |
     print(_proc_status_kib("VmHWM") - before)
 
 
-def first_step_rss(workload_name: str, impl_name: str, is_quick: bool, threads: int) -> float | None:
-    """Bytes, from :func:`rss_probe` run in a subprocess (None if it failed)."""
+def first_step_rss(workload_name: str, impl_name: str, is_quick: bool, threads: int,
+                   malloc_default: bool) -> float | None:
+    """Bytes, from :func:`rss_probe` run in a subprocess (None if it failed); the subprocess gets
+    the same malloc setting as this run."""
     cmd = [sys.executable, os.path.abspath(__file__), "--rss-probe", workload_name, impl_name,
-           "--threads", str(threads)] + (["--quick"] if is_quick else [])
+           "--threads", str(threads)] + (["--quick"] if is_quick else []) \
+        + (["--malloc-default"] if malloc_default else [])
     done = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return float(done.stdout.strip().splitlines()[-1]) * 1024
@@ -372,6 +375,8 @@ def profile(impl: Implementation, steps: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_probe:
+        if not args.malloc_default:
+            keep_freed_memory()
         rss_probe(*args.rss_probe, args.quick, args.threads)
         return 0
     threads, blas = configure_threads(args.threads)
@@ -427,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_memory and i in NUMPY_IMPLEMENTATIONS:
                 row.traced = traced_peak(impls[i])
             if args.rss:
-                row.rss = first_step_rss(name, i, args.quick, threads)
+                row.rss = first_step_rss(name, i, args.quick, threads, args.malloc_default)
             rows.append(row)
         del impls
 

@@ -159,6 +159,30 @@ def test_resume_continues_and_updates_the_checkpoint(names_run, tmp_path):
     assert after.optimizer_state["state"][0]["step"] == before.optimizer_state["state"][0]["step"] + 3
 
 
+def test_resume_replaces_the_checkpoint_only_with_a_better_model(tmp_path):
+    """A resumed run starts from the best validation loss its checkpoint recorded: a worse model
+    (here, a learning rate that wrecks it) never replaces the best one at --out."""
+    first = run_cli("train", "--steps", 4, *TINY, "--n", 0, "--out", "best.safetensors", cwd=tmp_path)
+    assert_ok(first)
+    before = (tmp_path / "best.safetensors").read_bytes()
+    recorded = tinygrad_rnn.load(tmp_path / "best.safetensors").extra["history"]["best_val_loss"]
+    worse = run_cli("train", "--resume", "best.safetensors", "--out", "best.safetensors", "--lr", 5,
+                    "--steps", 4, "--n", 0, "--quiet", cwd=tmp_path)
+    assert_ok(worse)
+    assert (tmp_path / "best.safetensors").read_bytes() == before
+    assert f"no validation loss below the resumed run's best ({recorded:.4f})" in worse.stderr
+    assert re.search(r"^held-out loss: \d+\.\d+", worse.stdout, re.M)  # still reports the final model
+
+
+def test_resume_in_names_mode_rejects_another_seed(names_run, tmp_path):
+    cwd, _ = names_run
+    done = run_cli("train", "--resume", cwd / "names.safetensors", "--seed", 7, "--steps", 1,
+                   "--out", "x.safetensors", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "--seed 7 does not match the seed 0" in done.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 # ----- train (text) -----------------------------------------------------------------------------
 def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     write_corpus(tmp_path / "corpus.txt")

@@ -239,6 +239,25 @@ def test_addmm_rejects_bad_shapes(shapes, words):
         F.addmm(c, a, b)
 
 
+def test_addmm_follows_the_dtype_rules_of_c_plus_a_matmul_b():
+    """Integer a, b take a float c's dtype; integers of different widths promote, never wrap."""
+    ints = Tensor(np.ones((1, 1), dtype=np.int32))
+    big = Tensor(np.array([2**40]))
+    assert F.addmm(big, ints, ints).data.tolist() == (big + ints @ ints).data.tolist() == [[2**40 + 1]]
+    c = Tensor(np.ones(1, dtype=np.float32), requires_grad=True)
+    y = F.addmm(c, ints, ints)
+    assert y.dtype == (c + ints @ ints).dtype == np.float32
+    y.sum().backward()
+    assert c.grad.dtype == np.float32 and c.grad.tolist() == [1.0]
+
+
+def test_an_int_operand_too_large_for_any_float_is_a_clear_error():
+    x = Tensor(np.ones(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="mul: the operand int is too large for float32"):
+        x * 10**400
+    np.testing.assert_allclose((x * 2**70).data, np.full(2, 2.0**70, dtype=np.float32))
+
+
 def test_addmm_rejects_mixed_float_dtypes():
     a = Tensor(np.ones((2, 3), dtype=np.float32))
     with pytest.raises(TypeError, match="dtype mismatch"):

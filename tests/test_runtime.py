@@ -1,6 +1,7 @@
 """Process-wide runtime settings: they apply where they can, validate their arguments, and never
 raise for the platform."""
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -10,9 +11,19 @@ import pytest
 from tinygrad_rnn.runtime import keep_freed_memory, set_blas_threads
 
 
+def _in_subprocess(code: str, env_extra: dict | None = None) -> object:
+    """Run ``code`` (whose last printed line is one JSON value) in a fresh interpreter: the settings are
+    process-wide, so the test process itself is left alone."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    env.update(env_extra or {})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # the last line: earlier ones are output
+
+
 def test_applies_on_glibc_and_reports_it():
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert keep_freed_memory() is expected
+    code = "import json; from tinygrad_rnn.runtime import keep_freed_memory; print(json.dumps(keep_freed_memory()))"
+    assert _in_subprocess(code) is expected
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
@@ -26,14 +37,14 @@ def test_rejects_bad_arguments(kwargs, error, words):
         keep_freed_memory(**kwargs)
 
 
+BLAS_THREADS = ("[i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']")
+
+
 def _blas_threads_after(n: int) -> list:
     """threadpoolctl's view of NumPy's BLAS after set_blas_threads(n), in a fresh process."""
     code = ("import threadpoolctl, json; from tinygrad_rnn.runtime import set_blas_threads; "
-            f"ok = set_blas_threads({n}); "
-            "print(json.dumps([ok, [i['num_threads'] for i in threadpoolctl.threadpool_info() "
-            "if i['user_api'] == 'blas']]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+            f"ok = set_blas_threads({n}); print(json.dumps([ok, {BLAS_THREADS}]))")
+    return _in_subprocess(code)
 
 
 def test_set_blas_threads_changes_numpys_openblas():
@@ -52,3 +63,20 @@ def test_set_blas_threads_changes_numpys_openblas():
 def test_set_blas_threads_rejects_bad_counts(value, error):
     with pytest.raises(error, match="threads"):
         set_blas_threads(value)
+
+
+@pytest.mark.parametrize("env, expected", [({}, 1), ({"OPENBLAS_NUM_THREADS": "2"}, 2)])
+def test_the_command_uses_one_blas_thread_unless_the_environment_chooses(env, expected):
+    import threadpoolctl
+    if not any(i["internal_api"] == "openblas" for i in threadpoolctl.threadpool_info()):
+        pytest.skip("NumPy is not built on OpenBLAS here: nothing for the command to set")
+    code = ("import threadpoolctl, json; from tinygrad_rnn import cli; cli._tune_process(); "
+            f"print(json.dumps({BLAS_THREADS}))")
+    assert _in_subprocess(code, env) == [expected]
+
+
+def test_plain_import_and_in_process_main_change_nothing_process_wide():
+    code = ("import numpy, threadpoolctl, json; before = " + BLAS_THREADS + "; import tinygrad_rnn; "
+            "from tinygrad_rnn import cli; cli.main(['check', '--cell', 'rnn']); "
+            "print(json.dumps(before == " + BLAS_THREADS + " == [2]))")
+    assert _in_subprocess(code, {"OPENBLAS_NUM_THREADS": "2"}) is True

@@ -356,3 +356,19 @@ def test_a_generator_exhausted_after_one_epoch_is_an_error_not_zero_losses():
         fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), once, epochs=3, progress=False)
     with pytest.raises(ValueError, match="no batches in epoch 1"):
         fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), [], progress=False)
+
+
+def test_a_resumed_fit_saves_only_below_the_best_loss_it_is_given():
+    """best_val_loss seeds the comparison: validation above it is not an improvement."""
+    saved = []
+    model = tiny_lm()
+    fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), cyclic_batches(n_batches=2),
+        val_data=cyclic_batches(n_batches=1), epochs=2, progress=False, best_val_loss=1e-9,
+        checkpoint=lambda h: saved.append(h.steps))
+    assert saved == []
+    history = fit(model, cross_entropy, Adam(model.parameters(), lr=0.01), cyclic_batches(n_batches=2),
+                  val_data=cyclic_batches(n_batches=1), epochs=1, progress=False, best_val_loss=1e9,
+                  checkpoint=lambda h: saved.append(h.steps))
+    assert saved == [2] and history.best_val_loss == history.val_loss[0] < 1e9
+    with pytest.raises(ValueError, match="best_val_loss"):
+        fit(model, cross_entropy, Adam(model.parameters()), cyclic_batches(), best_val_loss=float("nan"))

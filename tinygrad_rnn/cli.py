@@ -174,11 +174,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     last = last_path(out)
 
+    wrote_best: list[int] = []
+
     def save(history: Any) -> None:
         # fit calls this when the validation loss improves and on Ctrl-C; the state at a Ctrl-C
         # is unvalidated, so it goes beside --out and never replaces the best checkpoint.
         io.save(last if history.interrupted else out, model, optimizer, config=config, tokenizer=tokenizer,
                 step=history.steps, extra={**extra, "history": history.to_dict()})
+        if not history.interrupted:
+            wrote_best.append(history.steps)
+
+    # A resumed run only replaces --out with a model better than the best its earlier part saw.
+    best_before = _resumed_best(resumed)
 
     if args.steps is None and args.epochs is None:
         args.steps = DEFAULT_STEPS
@@ -192,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
                   max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
-                  stateful=data["stateful"], start_step=start_step)
+                  stateful=data["stateful"], start_step=start_step, best_val_loss=best_before)
     seconds = time.perf_counter() - started
     if history.interrupted:
         best = f"best checkpoint {out} left as it was" if out.exists() else f"no checkpoint at {out} yet"
@@ -201,7 +208,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
     # Report the best checkpoint (the one kept), not whatever the last epoch left in memory.
-    io.load(out, model=model)
+    if wrote_best:
+        io.load(out, model=model)
+    else:
+        print(f"no validation loss below the resumed run's best ({best_before:.4f}): {out} was not "
+              f"written by this run; the figures below are the final model's", file=sys.stderr)
     held_out = _held_out_loss(model, data["val"], data["stateful"])
     baseline = bigram_nll(data["train_seqs"], data["val_seqs"], tokenizer.vocab_size)
     print(f"trained {history.steps - start_step} steps in {seconds:.1f} s")
@@ -238,9 +249,25 @@ def _resolve_options(args: argparse.Namespace, resumed: Any = None) -> None:
             raise CLIError(f"--{name} {given} does not match the {name} {config.get(name)!r} of --resume "
                            f"{args.resume}; leave it out when resuming")
         setattr(args, name, config.get(name))
+    names_mode = resumed is not None and (resumed.metadata.get("extra") or {}).get("mode") == "names"
     for name, default in RUN_OPTIONS.items():
-        if getattr(args, name) is None:
+        given = getattr(args, name)
+        if given is None:
             setattr(args, name, saved.get(name, default))
+        elif name == "seed" and names_mode and "seed" in saved and given != saved["seed"]:
+            # The seed draws the train/validation split of the names: another one would validate
+            # on names the model already trained on.
+            raise CLIError(f"--seed {given} does not match the seed {saved['seed']} of --resume "
+                           f"{args.resume}, which drew its train/validation split; leave it out when resuming")
+
+
+def _resumed_best(resumed: Any) -> float:
+    """The best validation loss recorded in a resumed checkpoint's history (inf if none)."""
+    if resumed is None:
+        return math.inf
+    history = (resumed.metadata.get("extra") or {}).get("history") or {}
+    best = history.get("best_val_loss")
+    return float(best) if isinstance(best, (int, float)) and math.isfinite(best) else math.inf
 
 
 def last_path(out: Path) -> Path:
@@ -454,7 +481,6 @@ def _tune_process() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _tune_process()
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -466,5 +492,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def entry() -> int:
+    """The ``tinygrad-rnn`` console script and ``python -m tinygrad_rnn.cli``: a process of its
+    own, tuned with :func:`_tune_process` before running :func:`main` (which, called from Python,
+    changes nothing process-wide)."""
+    _tune_process()
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(entry())

@@ -28,7 +28,11 @@ def _lift(x: Any, like: Tensor, op: str) -> Tensor:
     """Turn a scalar or array operand into a constant tensor that never upcasts ``like``."""
     kind = type(x)
     if (kind is float or kind is int) and like.data.dtype.kind == "f":  # the common `x * 0.5`
-        return constant(np.array(x, dtype=like.data.dtype))
+        try:
+            return constant(np.array(x, dtype=like.data.dtype))
+        except OverflowError:  # an int beyond every float: 10**400
+            raise ValueError(f"{op}: the operand {kind.__name__} is too large for "
+                             f"{like.data.dtype}") from None
     if isinstance(x, Scalar) or isinstance(x, (np.ndarray, list, tuple)):
         array = np.asarray(x)
         if array.dtype == object:
@@ -245,7 +249,8 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
     One node and one output array where ``c + a @ b`` makes two: the recurrent step
     ``gx + h W_hhᵀ`` and ``Linear`` use it, so the product is never kept beside the sum."""
     a, b = _operands(a, b, "addmm")
-    c = _operands(c, a, "addmm")[0]
+    c, a = _operands(c, a, "addmm")  # an integer a or b takes c's float dtype, as in c + a @ b
+    c, b = _operands(c, b, "addmm")
     ad, bd, cd = a.data, b.data, c.data
     if ad.ndim != 2 or bd.ndim != 2:
         raise ValueError(f"addmm: a and b must be 2-D, got shapes {ad.shape} and {bd.shape}")
@@ -254,7 +259,12 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
                          f"(inner dimensions {ad.shape[1]} and {bd.shape[0]} differ)")
     y = ad @ bd
     try:
-        np.add(y, cd, out=y)  # the product is fresh: add in place
+        if np.result_type(y, cd) == y.dtype:
+            np.add(y, cd, out=y)  # the product is fresh: add in place
+        else:  # integer operands of different widths: let NumPy promote, as c + a @ b does
+            y = cd + y
+            if y.shape != (ad.shape[0], bd.shape[1]):
+                raise ValueError
     except ValueError:
         raise ValueError(f"addmm: c of shape {cd.shape} does not broadcast to the product's shape "
                          f"{y.shape}") from None

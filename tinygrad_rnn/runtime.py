@@ -17,10 +17,11 @@ available without code through the environment variables ``MALLOC_TOP_PAD_``,
 
 **BLAS threads.** A recurrent step multiplies small matrices (a batch of 32-64 rows); splitting
 them over threads gains little, and OpenBLAS threads that wait for a core another process holds
-make every product slower: on a 2-core machine with one other busy process, the default
-``tinygrad-rnn train`` ran 18× slower with two BLAS threads than with one (measured; README,
-Performance). ``set_blas_threads(n)`` sets the thread count of the OpenBLAS that NumPy loaded; the
-environment variable ``OPENBLAS_NUM_THREADS`` does the same if set before NumPy is imported.
+make every product slower: on a 2-core machine with one other busy process, 100 steps of the
+default ``tinygrad-rnn train`` took 45 s with two BLAS threads and 2.3 s with one (measured, see
+the README's Performance section). ``set_blas_threads(n)`` sets the thread count of the OpenBLAS
+that NumPy loaded; the environment variable ``OPENBLAS_NUM_THREADS`` does the same if set before
+NumPy is imported.
 """
 from __future__ import annotations
 
@@ -53,10 +54,9 @@ def keep_freed_memory(pad_bytes: int = DEFAULT_PAD_BYTES,
     libc = _glibc()
     if libc is None:
         return False
-    ok = libc.mallopt(_M_TRIM_THRESHOLD, pad_bytes)
-    ok &= libc.mallopt(_M_TOP_PAD, pad_bytes)
-    ok &= libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold_bytes)
-    return bool(ok)
+    settings = ((_M_TRIM_THRESHOLD, pad_bytes), (_M_TOP_PAD, pad_bytes),
+                (_M_MMAP_THRESHOLD, mmap_threshold_bytes))
+    return all(libc.mallopt(param, value) == 1 for param, value in settings)
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -88,9 +88,9 @@ def set_blas_threads(threads: int) -> bool:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        # Plain OpenBLAS, and the prefixed/suffixed names of the scipy-openblas NumPy's wheels ship.
-        for name in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                     "scipy_openblas_set_num_threads"):
+        # Plain OpenBLAS, and the prefixed/suffixed names of the 64-bit-integer builds NumPy's
+        # wheels ship (scipy_openblas_..._64_ in NumPy 2, openblas_...64_ in NumPy 1.2x).
+        for name in _SETTER_NAMES:
             setter = getattr(lib, name, None)
             if setter is not None:
                 setter.argtypes = (ctypes.c_int,)
@@ -99,6 +99,10 @@ def set_blas_threads(threads: int) -> bool:
                 done = True
                 break
     return done
+
+
+_SETTER_NAMES = tuple(f"{prefix}openblas_set_num_threads{suffix}"
+                      for prefix in ("", "scipy_") for suffix in ("", "64_", "_64"))
 
 
 def _loaded_openblas() -> list[str]:

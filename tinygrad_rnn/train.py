@@ -69,7 +69,7 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         epochs: int = 1, max_steps: int | None = None, clip: float | None = None,
         scheduler: Any = None, checkpoint: Callable[[History], None] | None = None,
         progress: bool = True, stateful: bool = False, metric: Callable | None = None,
-        start_step: int = 0) -> History:
+        start_step: int = 0, best_val_loss: float = math.inf) -> History:
     """Train for ``epochs`` passes over ``train_data`` (or until ``max_steps`` optimizer steps).
 
     ``train_data``/``val_data``: a re-iterable of ``(x, y)`` batches or a callable returning a
@@ -78,7 +78,8 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
     the validation loss improves (every epoch without validation data) and on Ctrl-C, after which
     ``fit`` returns with ``history.interrupted = True`` instead of raising. That last call already
     sees ``history.interrupted == True``: the state is unvalidated, so save it elsewhere than the
-    best checkpoint (as ``tinygrad-rnn train`` does).
+    best checkpoint (as ``tinygrad-rnn train`` does). When resuming, pass the run's
+    ``start_step`` and its ``best_val_loss`` so that only a better model counts as an improvement.
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
@@ -86,7 +87,9 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         raise ValueError(f"fit: max_steps must be >= 1, got {max_steps}")
     if clip is not None and not clip > 0:
         raise ValueError(f"fit: clip must be a positive number, got {clip}")
-    history = History(steps=start_step)
+    if not isinstance(best_val_loss, (int, float)) or math.isnan(best_val_loss):
+        raise ValueError(f"fit: best_val_loss must be a number (inf for none yet), got {best_val_loss!r}")
+    history = History(steps=start_step, best_val_loss=float(best_val_loss))
     params = list(model.parameters())
     try:
         from tqdm import tqdm

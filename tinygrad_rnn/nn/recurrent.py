@@ -1,9 +1,9 @@
 """Sequence layers RNN, LSTM and GRU: multi-layer, bidirectional, batch_first, variable lengths.
 
 A layer unrolls the step functions of :mod:`tinygrad_rnn.nn.cells` over time. For each layer and
-direction, the input projection of all time steps is one matmul (``X W_ihᵀ + b``) before the loop;
-inside the loop each step adds ``h W_hhᵀ`` (one ``addmm``) and applies the cell equations. Every step runs inside
-``scope("<kind>/l<k>/<fwd|bwd>/t<t>")`` so graph dumps cluster the unrolled graph by time step.
+direction, the input projection of all time steps is one product (``X W_ihᵀ + b``, an ``addmm``)
+before the loop; inside the loop each step adds ``h W_hhᵀ`` (one ``addmm``) and applies the cell
+equations. Every step runs inside ``scope("<kind>/l<k>/<fwd|bwd>/t<t>")`` so graph dumps cluster the unrolled graph by time step.
 
 Variable lengths follow PyTorch's packed sequences: sequence b runs steps ``0..len_b-1``; past its
 length its state is frozen (``h = where(t < len_b, h_new, h)``) and its outputs are 0, so ``h_n``
