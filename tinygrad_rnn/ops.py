@@ -633,6 +633,16 @@ def _index_parts(index: Any) -> tuple[Any, bool]:
 def getitem(x: Tensor, index: Any) -> Tensor:
     """y = x[index] (ints, slices, None, ..., integer/boolean arrays);
     dL/dx = g scattered back into zeros, repeated indices accumulating (as an embedding needs)."""
+    if type(index) is int and x.data.ndim:  # x[t]: every time step of a recurrent layer
+        y = x.data[index]
+        if not needs_grad(x):
+            return constant(y)
+        t = index % x.data.shape[0]
+        tile = (0, t, t + 1, True)
+
+        def backward_int(g):
+            return (SliceGrad(index, g, False, tile),)
+        return record(y, "getitem", (x,), backward_int)
     index, advanced = _index_parts(index)
     y = x.data[index]
     if not isinstance(y, np.ndarray):
