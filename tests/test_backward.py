@@ -326,3 +326,52 @@ def test_backward_runs_cleanly_under_strict_floating_point_settings():
         loss = (F.log_softmax(x @ x.T, axis=-1) * F.sigmoid(x).sum()).mean()
         loss.backward()
     assert np.all(np.isfinite(x.grad))
+
+
+# ----- release: intermediates whose values no backward reads ------------------------------------
+def test_release_keeps_shape_dtype_and_gradients_but_drops_the_values():
+    from tinygrad_rnn.tensor import release
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    g = rng.standard_normal((3, 4))
+    pre = x * 2.0 + 1.0
+    y = pre.tanh()
+    release(pre, x)                       # x is a leaf: left alone
+    assert pre.shape == (3, 4) and pre.dtype == np.float64
+    assert pre.data.strides == (0, 0) and not pre.data.any()  # no buffer of its own any more
+    assert x.data.strides != (0, 0)
+    y.backward(g)
+    np.testing.assert_allclose(x.grad, g * (1 - np.tanh(2 * x.data + 1) ** 2) * 2)
+
+
+def test_a_released_tensor_whose_values_a_backward_reads_still_differentiates():
+    """mul's backward reads its inputs: the closure holds the arrays, release only drops the
+    tensor's own reference."""
+    from tinygrad_rnn.tensor import release
+    x = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    a = x * 3.0
+    y = a * a
+    release(a)
+    y.backward(np.array([1.0, 0.5, -1.0]))
+    np.testing.assert_allclose(x.grad, np.array([1.0, 0.5, -1.0]) * 18 * x.data)
+
+
+def test_lstm_layer_keeps_only_what_backward_reads():
+    """After the forward pass, the graph of an LSTM holds about 8 (T, N, H)-sized arrays (per step
+    σi, σf, tanh g, σo, c', tanh c', h', plus the stacked output), not the 4H gate
+    pre-activations, the two products and the 4H input projection as well (19 without release)."""
+    import tracemalloc
+    from tinygrad_rnn import manual_seed, nn
+    T, N, I, H = 20, 32, 8, 64
+    manual_seed(0)
+    lstm = nn.LSTM(I, H)
+    x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))
+    tracemalloc.start()
+    try:
+        out, _ = lstm(x)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 12 * T * N * H * 4
+    out.sum().backward()   # still differentiates
+    assert lstm.weight_hh_l0.grad is not None and np.isfinite(lstm.weight_hh_l0.grad).all()

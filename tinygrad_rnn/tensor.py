@@ -468,6 +468,21 @@ def record(data: np.ndarray, op: str, parents: tuple, backward: Callable) -> Ten
     return t
 
 
+def release(*tensors: Tensor) -> None:
+    """Drop the values of intermediate tensors that no backward reads, keeping their shape and
+    dtype (all the engine needs of them): a zero-strided view of a single zero replaces ``.data``.
+
+    The graph's nodes are its tensors, so every intermediate would otherwise stay in memory
+    until backward reaches it. Only for tensors nobody outside can see, e.g. the gate
+    pre-activations inside a recurrent step. The ops' backward closures capture the arrays they
+    read, so even a released tensor whose values some backward needs keeps them alive there:
+    only the tensor's own reference goes. Leaves and constants are left alone.
+    """
+    for t in tensors:
+        if t._backward is not None:
+            t.data = np.broadcast_to(np.zeros((), dtype=t.data.dtype), t.data.shape)
+
+
 # ----- modes ------------------------------------------------------------------------------------
 class no_grad(contextlib.ContextDecorator):
     """Context manager and decorator: no graph is recorded inside."""

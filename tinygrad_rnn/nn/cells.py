@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..tensor import Tensor
+from ..tensor import Tensor, release
 from .layers import as_input, check_size, uniform
 from .module import Module
 
@@ -32,7 +32,9 @@ NONLINEARITIES = ("tanh", "relu")
 def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """h' = act(gx + h W_hhᵀ), where gx = x W_ihᵀ + b_ih + b_hh."""
     pre = ops.addmm(gx, h, whh_t)
-    return pre.tanh() if nonlinearity == "tanh" else pre.relu()
+    h_next = pre.tanh() if nonlinearity == "tanh" else pre.relu()
+    release(pre)  # tanh's backward reads only its output (relu's closure keeps what it needs)
+    return h_next
 
 
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, Tensor]:
@@ -40,8 +42,12 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, 
     c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g);  h' = σ(o) ⊙ tanh(c')."""
     gates = ops.addmm(gx, h, whh_t)
     i, f, g, o = ops.chunk(gates, 4, axis=-1)
-    c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    forget, write = f.sigmoid() * c, i.sigmoid() * g.tanh()
+    c_next = forget + write
     h_next = o.sigmoid() * c_next.tanh()
+    # No backward reads these values (σ and tanh keep their outputs, + needs nothing): free the
+    # pre-activations and the two products now instead of when backward reaches them.
+    release(gates, i, f, g, o, forget, write)
     return h_next, c_next
 
 

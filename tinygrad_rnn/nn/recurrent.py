@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import ops
-from ..tensor import Tensor, scope
+from ..tensor import Tensor, release, scope
 from .cells import NONLINEARITIES, check_state, gru_step, lstm_step, rnn_step
 from .fused import gru_cell, lstm_cell, rnn_cell
 from .layers import as_input, check_size, uniform
@@ -142,7 +142,9 @@ class _RecurrentBase(Module):
                 gx = flat @ w_ih.T
             else:
                 gx = ops.addmm(b_ih if mode == "GRU" else b_ih + b_hh, flat, w_ih.T)
+            projection = gx
             gx = ops.reshape(gx, steps, batch, gx.shape[-1])
+            slices = []
             whh_t = w_hh.T
             outputs: list[Tensor | None] = [None] * steps
             hidden = self.hidden_size
@@ -152,6 +154,7 @@ class _RecurrentBase(Module):
             for t in (range(steps - 1, -1, -1) if suffix else range(steps)):
                 with scope(f"t{t}"):
                     gx_t = gx[t]
+                    slices.append(gx_t)
                     if fused:
                         if mode == "LSTM":
                             new_state = (lstm_cell(gx_t, state[0], whh_t),)
@@ -175,6 +178,9 @@ class _RecurrentBase(Module):
                         outputs[t] = ops.where(valid, h_new, 0.0)
             if fused and mode == "LSTM":
                 state = tuple(ops.split(state[0], hidden, axis=-1))
+            # The projection of all steps is read by no backward (its slices feed additions):
+            # free it now rather than when backward reaches it.
+            release(projection, gx, *slices)
         return outputs, state
 
     def _forward(self, x: Any, hx: Any, lengths: Any) -> tuple[Tensor, list[Tensor]]:
