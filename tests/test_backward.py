@@ -332,14 +332,16 @@ def test_backward_runs_cleanly_under_strict_floating_point_settings():
 def test_release_keeps_shape_dtype_and_gradients_but_drops_the_values():
     from tinygrad_rnn.tensor import release
     rng = np.random.default_rng(0)
-    x = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
-    g = rng.standard_normal((3, 4))
+    x = Tensor(rng.standard_normal((100, 100)), requires_grad=True)   # 80 KB: above the threshold
+    g = rng.standard_normal((100, 100))
     pre = x * 2.0 + 1.0
     y = pre.tanh()
-    release(pre, x)                       # x is a leaf: left alone
-    assert pre.shape == (3, 4) and pre.dtype == np.float64
+    small = x[:2] * 2.0
+    release(pre, x, small)                # x is a leaf, small is under RELEASE_MIN_BYTES: left alone
+    assert pre.shape == (100, 100) and pre.dtype == np.float64
     assert pre.data.strides == (0, 0) and not pre.data.any()  # no buffer of its own any more
-    assert x.data.strides != (0, 0)
+    assert not pre.data.flags.writeable
+    assert x.data.strides != (0, 0) and small.data.strides != (0, 0)
     y.backward(g)
     np.testing.assert_allclose(x.grad, g * (1 - np.tanh(2 * x.data + 1) ** 2) * 2)
 
@@ -348,12 +350,15 @@ def test_a_released_tensor_whose_values_a_backward_reads_still_differentiates():
     """mul's backward reads its inputs: the closure holds the arrays, release only drops the
     tensor's own reference."""
     from tinygrad_rnn.tensor import release
-    x = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.standard_normal(10_000), requires_grad=True)
+    g = rng.standard_normal(10_000)
     a = x * 3.0
     y = a * a
     release(a)
-    y.backward(np.array([1.0, 0.5, -1.0]))
-    np.testing.assert_allclose(x.grad, np.array([1.0, 0.5, -1.0]) * 18 * x.data)
+    assert a.data.strides == (0,)
+    y.backward(g)
+    np.testing.assert_allclose(x.grad, g * 18 * x.data)
 
 
 def test_lstm_layer_keeps_only_what_backward_reads():
@@ -362,7 +367,7 @@ def test_lstm_layer_keeps_only_what_backward_reads():
     pre-activations, the two products and the 4H input projection as well (19 without release)."""
     import tracemalloc
     from tinygrad_rnn import manual_seed, nn
-    T, N, I, H = 20, 32, 8, 64
+    T, N, I, H = 10, 64, 8, 256  # (N, H) float32 arrays of 64 KB: at RELEASE_MIN_BYTES
     manual_seed(0)
     lstm = nn.LSTM(I, H)
     x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))

@@ -470,17 +470,27 @@ def record(data: np.ndarray, op: str, parents: tuple, backward: Callable) -> Ten
 
 def release(*tensors: Tensor) -> None:
     """Drop the values of intermediate tensors that no backward reads, keeping their shape and
-    dtype (all the engine needs of them): a zero-strided view of a single zero replaces ``.data``.
+    dtype (all the engine needs of them): a read-only zero-strided view replaces ``.data``.
 
     The graph's nodes are its tensors, so every intermediate would otherwise stay in memory
     until backward reaches it. Only for tensors nobody outside can see, e.g. the gate
     pre-activations inside a recurrent step. The ops' backward closures capture the arrays they
     read, so even a released tensor whose values some backward needs keeps them alive there:
-    only the tensor's own reference goes. Leaves and constants are left alone.
+    only the tensor's own reference goes. Leaves and constants are left alone, and so are arrays
+    whose buffer is under ``RELEASE_MIN_BYTES``: freeing those saves less than it costs.
     """
     for t in tensors:
-        if t._backward is not None:
-            t.data = np.broadcast_to(np.zeros((), dtype=t.data.dtype), t.data.shape)
+        data = t.data
+        buffer = data if data.base is None else data.base
+        if t._backward is not None and buffer.nbytes >= RELEASE_MIN_BYTES:
+            view = np.ndarray(data.shape, dtype=data.dtype, buffer=_ZERO_BYTES,
+                              strides=(0,) * data.ndim)
+            view.flags.writeable = False
+            t.data = view
+
+
+RELEASE_MIN_BYTES = 64 * 1024
+_ZERO_BYTES = np.zeros(16, dtype=np.uint8)  # enough for one element of any dtype
 
 
 # ----- modes ------------------------------------------------------------------------------------
