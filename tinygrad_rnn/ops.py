@@ -309,8 +309,7 @@ def tanh(x: Tensor) -> Tensor:
         return constant(y)
 
     def backward(g):
-        d = np.multiply(y, y, out=np.empty_like(y))  # one fresh array (also for 0-d), then in place
-        np.subtract(1.0, d, out=d)
+        d = 1.0 - y * y  # then in place: three NumPy calls in all, which is what small arrays cost
         d *= g
         return (d,)
     return record(y, "tanh", (x,), backward)
@@ -326,7 +325,7 @@ def sigmoid(x: Tensor) -> Tensor:
         return constant(y)
 
     def backward(g):
-        d = np.subtract(1.0, y, out=np.empty_like(y))  # one fresh array (also for 0-d), then in place
+        d = 1.0 - y  # one fresh array, then in place (a 0-d y gives a scalar: *= rebinds it)
         d *= y
         d *= g
         return (d,)
