@@ -380,3 +380,28 @@ def test_lstm_layer_keeps_only_what_backward_reads():
     assert held < 12 * T * N * H * 4
     out.sum().backward()   # still differentiates
     assert lstm.weight_hh_l0.grad is not None and np.isfinite(lstm.weight_hh_l0.grad).all()
+
+
+def test_gru_layer_frees_its_input_projection_during_the_forward_pass(monkeypatch):
+    """The (T, N, 3H) projection only feeds additions; with release it is gone after forward."""
+    import tracemalloc
+    import tinygrad_rnn.tensor as tensor_module
+    from tinygrad_rnn import manual_seed, nn
+    T, N, I, H = 20, 64, 32, 256
+
+    def held_after_forward() -> int:
+        manual_seed(0)
+        gru = nn.GRU(I, H)
+        x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))
+        tracemalloc.start()
+        try:
+            out, _ = gru(x)
+            return tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+
+    released = held_after_forward()
+    monkeypatch.setattr(tensor_module, "RELEASE_MIN_BYTES", 2**62)
+    kept = held_after_forward()
+    projection = T * N * 3 * H * 4
+    assert kept - released > 0.9 * projection

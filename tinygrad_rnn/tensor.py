@@ -473,10 +473,12 @@ def release(*tensors: Tensor) -> None:
     dtype (all the engine needs of them): a read-only zero-strided view replaces ``.data``.
 
     The graph's nodes are its tensors, so every intermediate would otherwise stay in memory
-    until backward reaches it. Only for tensors nobody outside can see, e.g. the gate
-    pre-activations inside a recurrent step. The ops' backward closures capture the arrays they
-    read, so even a released tensor whose values some backward needs keeps them alive there:
-    only the tensor's own reference goes. Leaves and constants are left alone, and so are arrays
+    until backward reaches it. Only for tensors a caller never receives, e.g. the gate
+    pre-activations inside a recurrent step (still reachable by walking ``.parents``, where they
+    now read as zeros). The elementary ops' backward closures capture the arrays they read, so
+    releasing a tensor whose values one of them needs only drops this tensor's reference; the
+    fused cells (``nn/fused.py``) read their weight and state tensors' ``.data`` at backward time,
+    so those must never be released. Leaves and constants are left alone, and so are arrays
     whose buffer is under ``RELEASE_MIN_BYTES``: freeing those saves less than it costs.
     """
     for t in tensors:

@@ -61,7 +61,9 @@ def gru_step(gx: Tensor, h: Tensor, whh_t: Tensor, b_hh: Tensor | None) -> Tenso
     r = (xr + hr).sigmoid()
     z = (xz + hz).sigmoid()
     n = (xn + r * hn).tanh()
-    return n + z * (h - n)
+    h_next = n + z * (h - n)
+    release(xr, xz, xn)  # they only feed additions, which read nothing: free gx's buffer now
+    return h_next
 
 
 def check_state(state: Any, name: str, expected: tuple, dtype: np.dtype, owner: str) -> Tensor:
