@@ -80,7 +80,8 @@ def generate(model: Any, tokenizer: Any, prime: str = "", max_len: int = 100,
             for _ in range(max_len):
                 row = logits.data[0, -1]
                 if banned is not None:
-                    row = np.where(np.arange(row.size) == banned, -np.inf, row)
+                    row = row.copy()
+                    row[banned] = -np.inf
                 token = sample_index(row, temperature, top_k, generator)
                 if eos is not None and token == eos:
                     break

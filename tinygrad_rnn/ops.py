@@ -259,7 +259,7 @@ def addmm(c: Any, a: Any, b: Any) -> Tensor:
                          f"(inner dimensions {ad.shape[1]} and {bd.shape[0]} differ)")
     y = ad @ bd
     try:
-        if np.result_type(y, cd) == y.dtype:
+        if cd.dtype == y.dtype or np.result_type(y, cd) == y.dtype:
             np.add(y, cd, out=y)  # the product is fresh: add in place
         else:  # integer operands of different widths: let NumPy promote, as c + a @ b does
             y = cd + y
@@ -613,6 +613,8 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 
 def _index_parts(index: Any) -> tuple[Any, bool]:
     """Unwrap tensors inside an index and tell whether it uses integer/boolean arrays."""
+    if type(index) is int:  # x[t], every step of a recurrent layer: nothing to unwrap
+        return index, False
     parts = index if isinstance(index, tuple) else (index,)
     unwrapped, advanced = [], False
     for part in parts:
@@ -632,28 +634,14 @@ def _index_parts(index: Any) -> tuple[Any, bool]:
 def getitem(x: Tensor, index: Any) -> Tensor:
     """y = x[index] (ints, slices, None, ..., integer/boolean arrays);
     dL/dx = g scattered back into zeros, repeated indices accumulating (as an embedding needs)."""
-    if type(index) is int and x.data.ndim:  # x[t]: every time step of a recurrent layer
-        y = x.data[index]
-        if not needs_grad(x):
-            return constant(y)
-        t = index % x.data.shape[0]
-        tile = (0, t, t + 1, True)
-
-        def backward_int(g):
-            return (SliceGrad(index, g, False, tile),)
-        return record(y, "getitem", (x,), backward_int)
     index, advanced = _index_parts(index)
     y = x.data[index]
     if not isinstance(y, np.ndarray):
         y = np.asarray(y)
     if not needs_grad(x):
         return constant(y)
-
     tile = None if advanced else _tile_of(index, x.shape)
-
-    def backward(g):
-        return (SliceGrad(index, g, advanced, tile),)
-    return record(y, "getitem", (x,), backward)
+    return record(y, "getitem", (x,), _slice_backward(index, tile, advanced))
 
 
 def _tile_of(index: Any, shape: tuple) -> tuple | None:
@@ -775,18 +763,17 @@ def split(x: Tensor, split_size_or_sections: Any, axis: int = 0) -> list[Tensor]
         index = lead + (slice(start, start + size),)
         y = x.data[index]
         if grad:
-            pieces.append(record(y, "split", (x,), _slice_backward(index)))
+            pieces.append(record(y, "split", (x,), _slice_backward(index, (ax, start, start + size, False))))
         else:
             pieces.append(constant(y))
         start += size
     return pieces
 
 
-def _slice_backward(index: tuple):
-    tile = (len(index) - 1, index[-1].start, index[-1].stop, False)
-
+def _slice_backward(index: Any, tile: tuple | None, advanced: bool = False):
+    """The backward of taking ``x[index]``: g lands at ``index`` (see ``SliceGrad``)."""
     def backward(g):
-        return (SliceGrad(index, g, False, tile),)
+        return (SliceGrad(index, g, advanced, tile),)
     return backward
 
 

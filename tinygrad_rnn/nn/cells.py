@@ -32,8 +32,10 @@ NONLINEARITIES = ("tanh", "relu")
 def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """h' = act(gx + h W_hhᵀ), where gx = x W_ihᵀ + b_ih + b_hh."""
     pre = ops.addmm(gx, h, whh_t)
-    h_next = pre.tanh() if nonlinearity == "tanh" else pre.relu()
-    release(pre)  # tanh's backward reads only its output (relu's closure keeps what it needs)
+    if nonlinearity == "relu":
+        return pre.relu()  # relu's backward reads pre: nothing to free
+    h_next = pre.tanh()
+    release(pre)  # tanh's backward reads only its output
     return h_next
 
 
