@@ -7,7 +7,6 @@ parses to check that training made progress.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,19 +14,11 @@ from pathlib import Path
 from tinygrad_rnn import runtime
 
 
-def tune_process() -> None:
-    """The examples' small matrices train fastest with one BLAS thread and freed memory kept
-    mapped between steps (see tinygrad_rnn/runtime.py); OPENBLAS_NUM_THREADS/OMP_NUM_THREADS in
-    the environment still win."""
-    runtime.keep_freed_memory()
-    if not any(k in os.environ for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
-        runtime.set_blas_threads(1)
-
-
 def parser(description: str, name: str) -> argparse.ArgumentParser:
     """An argument parser with the flags every example shares: --quick, --seed, --plot, --no-plot.
-    Every example starts here, so this also applies :func:`tune_process`."""
-    tune_process()
+    Every example starts here, so this also applies ``runtime.tune_for_training()``: one BLAS
+    thread and freed memory kept mapped suit their small matrices (see tinygrad_rnn/runtime.py)."""
+    runtime.tune_for_training()
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a few seconds (smoke test)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -468,16 +467,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _tune_process() -> None:
-    """Our own process, so the process-wide settings of :mod:`tinygrad_rnn.runtime` are ours to
-    make: keep freed activations mapped between steps, and one BLAS thread for the small matrices
-    of these models unless the user chose a count through the environment."""
-    from .runtime import keep_freed_memory, set_blas_threads
-    keep_freed_memory()
-    if not any(k in os.environ for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
-        set_blas_threads(1)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -494,9 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> int:
     """The ``tinygrad-rnn`` console script and ``python -m tinygrad_rnn.cli``: a process of its
-    own, tuned with :func:`_tune_process` before running :func:`main` (which, called from Python,
-    changes nothing process-wide)."""
-    _tune_process()
+    own, tuned with :func:`tinygrad_rnn.runtime.tune_for_training` before running :func:`main`
+    (which, called from Python, changes nothing process-wide)."""
+    from .runtime import tune_for_training
+    tune_for_training()
     return main()
 
 

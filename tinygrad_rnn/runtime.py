@@ -1,7 +1,8 @@
 """Two process-wide settings that decide how fast small recurrent nets train on a CPU.
 
 Both change the whole process, so the library never applies them on import: the ``tinygrad-rnn``
-command and the benchmark runner do, and a script can opt in with one line each.
+command and the examples apply both with ``tune_for_training()``, the benchmark runner applies
+the memory one, and a script can opt in with one line.
 
 **Freed memory.** A training step of an unrolled RNN allocates thousands of activation arrays during the forward
 pass and frees them all at the end of backward. glibc's malloc then returns the emptied top of the
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import re
 import sys
 
@@ -71,6 +73,14 @@ def _glibc() -> ctypes.CDLL | None:
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     libc.mallopt.restype = ctypes.c_int
     return libc
+
+
+def tune_for_training() -> None:
+    """Both settings for a process of our own (the CLI, the examples): freed memory kept mapped,
+    and one BLAS thread unless ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` chose a count."""
+    keep_freed_memory()
+    if not any(k in os.environ for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        set_blas_threads(1)
 
 
 def set_blas_threads(threads: int) -> bool:
