@@ -361,22 +361,27 @@ def test_a_released_tensor_whose_values_a_backward_reads_still_differentiates():
     np.testing.assert_allclose(x.grad, g * 18 * x.data)
 
 
+def _layer_after_forward(kind: str, T: int, N: int, I: int, H: int):
+    """(layer, output, bytes the forward pass left allocated) for a seeded float32 layer."""
+    import tracemalloc
+    from tinygrad_rnn import manual_seed, nn
+    manual_seed(0)
+    layer = getattr(nn, kind)(I, H)
+    x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))
+    tracemalloc.start()
+    try:
+        out, _ = layer(x)
+        return layer, out, tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
 def test_lstm_layer_keeps_only_what_backward_reads():
     """After the forward pass, the graph of an LSTM holds about 8 (T, N, H)-sized arrays (per step
     σi, σf, tanh g, σo, c', tanh c', h', plus the stacked output), not the 4H gate
     pre-activations, the two products and the 4H input projection as well (19 without release)."""
-    import tracemalloc
-    from tinygrad_rnn import manual_seed, nn
     T, N, I, H = 10, 64, 8, 256  # (N, H) float32 arrays of 64 KB: at RELEASE_MIN_BYTES
-    manual_seed(0)
-    lstm = nn.LSTM(I, H)
-    x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))
-    tracemalloc.start()
-    try:
-        out, _ = lstm(x)
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+    lstm, out, held = _layer_after_forward("LSTM", T, N, I, H)
     assert held < 12 * T * N * H * 4
     out.sum().backward()   # still differentiates
     assert lstm.weight_hh_l0.grad is not None and np.isfinite(lstm.weight_hh_l0.grad).all()
@@ -384,24 +389,10 @@ def test_lstm_layer_keeps_only_what_backward_reads():
 
 def test_gru_layer_frees_its_input_projection_during_the_forward_pass(monkeypatch):
     """The (T, N, 3H) projection only feeds additions; with release it is gone after forward."""
-    import tracemalloc
     import tinygrad_rnn.tensor as tensor_module
-    from tinygrad_rnn import manual_seed, nn
     T, N, I, H = 20, 64, 32, 256
-
-    def held_after_forward() -> int:
-        manual_seed(0)
-        gru = nn.GRU(I, H)
-        x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))
-        tracemalloc.start()
-        try:
-            out, _ = gru(x)
-            return tracemalloc.get_traced_memory()[0]
-        finally:
-            tracemalloc.stop()
-
-    released = held_after_forward()
+    released = _layer_after_forward("GRU", T, N, I, H)[2]
     monkeypatch.setattr(tensor_module, "RELEASE_MIN_BYTES", 2**62)
-    kept = held_after_forward()
+    kept = _layer_after_forward("GRU", T, N, I, H)[2]
     projection = T * N * 3 * H * 4
     assert kept - released > 0.9 * projection
