@@ -11,7 +11,7 @@ from tinygrad_rnn import (
     Tensor, detect_anomaly, enable_grad, gradcheck, is_grad_enabled, no_grad,
 )
 from tinygrad_rnn import functional as F
-from tinygrad_rnn.tensor import record
+from tinygrad_rnn.engine import op
 
 DEFAULT_RECURSION_LIMIT = 1000  # CPython's documented default
 
@@ -252,7 +252,10 @@ def test_unused_branches_and_split_pieces_get_no_gradient_and_do_not_crash():
 def test_an_op_returning_none_for_an_input_is_accepted():
     """Like an LSTM's final cell state that no loss uses: the gradient arrives as None."""
     x = leaf([1.0, 2.0])
-    blocked = record(x.data * 2.0, "stop", (x,), lambda g: (None,))
+    @op()
+    def stop(xd):
+        return xd * 2.0, lambda g: (None,)
+    blocked = stop(x)
     (blocked * 3.0 + x).sum().backward()
     np.testing.assert_array_equal(x.grad, [1.0, 1.0])
 
@@ -326,73 +329,3 @@ def test_backward_runs_cleanly_under_strict_floating_point_settings():
         loss = (F.log_softmax(x @ x.T, axis=-1) * F.sigmoid(x).sum()).mean()
         loss.backward()
     assert np.all(np.isfinite(x.grad))
-
-
-# ----- release: intermediates whose values no backward reads ------------------------------------
-def test_release_keeps_shape_dtype_and_gradients_but_drops_the_values():
-    from tinygrad_rnn.tensor import release
-    rng = np.random.default_rng(0)
-    x = Tensor(rng.standard_normal((100, 100)), requires_grad=True)   # 80 KB: above the threshold
-    g = rng.standard_normal((100, 100))
-    pre = x * 2.0 + 1.0
-    y = pre.tanh()
-    small = x[:2] * 2.0
-    release(pre, x, small)                # x is a leaf, small is under RELEASE_MIN_BYTES: left alone
-    assert pre.shape == (100, 100) and pre.dtype == np.float64
-    assert pre.data.strides == (0, 0) and not pre.data.any()  # no buffer of its own any more
-    assert not pre.data.flags.writeable
-    assert x.data.strides != (0, 0) and small.data.strides != (0, 0)
-    y.backward(g)
-    np.testing.assert_allclose(x.grad, g * (1 - np.tanh(2 * x.data + 1) ** 2) * 2)
-
-
-def test_a_released_tensor_whose_values_a_backward_reads_still_differentiates():
-    """mul's backward reads its inputs: the closure holds the arrays, release only drops the
-    tensor's own reference."""
-    from tinygrad_rnn.tensor import release
-    rng = np.random.default_rng(1)
-    x = Tensor(rng.standard_normal(10_000), requires_grad=True)
-    g = rng.standard_normal(10_000)
-    a = x * 3.0
-    y = a * a
-    release(a)
-    assert a.data.strides == (0,)
-    y.backward(g)
-    np.testing.assert_allclose(x.grad, g * 18 * x.data)
-
-
-def _layer_after_forward(kind: str, T: int, N: int, I: int, H: int):
-    """(layer, output, bytes the forward pass left allocated) for a seeded float32 layer."""
-    import tracemalloc
-    from tinygrad_rnn import manual_seed, nn
-    manual_seed(0)
-    layer = getattr(nn, kind)(I, H)
-    x = Tensor(np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32))
-    tracemalloc.start()
-    try:
-        out, _ = layer(x)
-        return layer, out, tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-
-
-def test_lstm_layer_keeps_only_what_backward_reads():
-    """After the forward pass, the graph of an LSTM holds about 8 (T, N, H)-sized arrays (per step
-    σi, σf, tanh g, σo, c', tanh c', h', plus the stacked output), not the 4H gate
-    pre-activations, the two products and the 4H input projection as well (19 without release)."""
-    T, N, I, H = 10, 64, 8, 256  # (N, H) float32 arrays of 64 KB: at RELEASE_MIN_BYTES
-    lstm, out, held = _layer_after_forward("LSTM", T, N, I, H)
-    assert held < 12 * T * N * H * 4
-    out.sum().backward()   # still differentiates
-    assert lstm.weight_hh_l0.grad is not None and np.isfinite(lstm.weight_hh_l0.grad).all()
-
-
-def test_gru_layer_frees_its_input_projection_during_the_forward_pass(monkeypatch):
-    """The (T, N, 3H) projection only feeds additions; with release it is gone after forward."""
-    import tinygrad_rnn.tensor as tensor_module
-    T, N, I, H = 20, 64, 32, 256
-    released = _layer_after_forward("GRU", T, N, I, H)[2]
-    monkeypatch.setattr(tensor_module, "RELEASE_MIN_BYTES", 2**62)
-    kept = _layer_after_forward("GRU", T, N, I, H)[2]
-    projection = T * N * 3 * H * 4
-    assert kept - released > 0.9 * projection

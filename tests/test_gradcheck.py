@@ -6,7 +6,7 @@ import pytest
 
 from tinygrad_rnn import GradcheckError, Tensor, gradcheck
 from tinygrad_rnn import functional as F
-from tinygrad_rnn.tensor import needs_grad, record
+from tinygrad_rnn.engine import op
 
 
 def leaf(shape, seed, dtype=np.float64):
@@ -16,19 +16,22 @@ def leaf(shape, seed, dtype=np.float64):
 
 def square_with_bad_gradient(x: Tensor, bump_at: tuple, bump: float = 0.5) -> Tensor:
     """y = x² but the backward adds ``bump`` to the correct 2x·g at one element."""
-    xd = x.data
-
-    def backward(g):
-        grad = 2.0 * xd * g
-        grad[bump_at] += bump
-        return (grad,)
-    return record(xd ** 2, "bad_square", (x,), backward)
+    @op()
+    def bad_square(xd):
+        def backward(g):
+            grad = 2.0 * xd * g
+            grad[bump_at] += bump
+            return (grad,)
+        return xd ** 2, backward
+    return bad_square(x)
 
 
 def scale_with_bad_gradient(a: Tensor, b: Tensor) -> Tensor:
     """y = a * b whose gradient for b forgets a factor (returns g instead of g * a)."""
-    ad, bd = a.data, b.data
-    return record(ad * bd, "bad_scale", (a, b), lambda g: (g * bd, g))
+    @op(inputs=2)
+    def bad_scale(ad, bd):
+        return ad * bd, lambda g: (g * bd, g)
+    return bad_scale(a, b)
 
 
 def test_returns_true_for_correct_gradients():
@@ -65,10 +68,9 @@ def test_raise_exception_false_returns_false():
 
 def test_catches_a_wrong_rule_that_a_uniform_upstream_gradient_would_miss():
     """A column sum whose backward reverses g: with g = 1 it would be right, with random g not."""
-    def bad_column_sum(x):
-        xd = x.data
-        return record(xd.sum(axis=0), "bad_sum", (x,),
-                      lambda g: (np.broadcast_to(g[::-1], xd.shape),))
+    @op()
+    def bad_column_sum(xd):
+        return xd.sum(axis=0), lambda g: (np.broadcast_to(g[::-1], xd.shape),)
     x = leaf((2, 3), 5)
     ones = np.ones(3)
     bad_column_sum(x).backward(ones)
@@ -109,10 +111,8 @@ def test_argument_errors():
         gradcheck(lambda t: t.data * 2, x)
 
 
-def test_custom_op_built_with_record_passes_when_correct():
-    def cube(x):
-        xd = x.data
-        if not needs_grad(x):
-            return Tensor(xd ** 3)
-        return record(xd ** 3, "cube", (x,), lambda g: (3.0 * xd ** 2 * g,))
+def test_custom_op_built_with_the_op_decorator_passes_when_correct():
+    @op()
+    def cube(xd):
+        return xd ** 3, lambda g: (3.0 * xd ** 2 * g,)
     assert gradcheck(cube, leaf((4,), 10))

@@ -35,11 +35,10 @@ def _backward(fx, results):
     run_backward(roots, grads, retain_graph=False)
 
 
-@pytest.mark.parametrize("impl", ["composed", "fused"])
 @pytest.mark.parametrize("name", fixture_names("layer_"))
-def test_layer_matches_torch(name, impl):
+def test_layer_matches_torch(name):
     fx = load_fixture(name)
-    layer = _build(fx, LAYERS, impl=impl)
+    layer = _build(fx, LAYERS)
     tol = _tolerance(fx)
     x = Tensor(fx["x"], requires_grad=True)
     h0 = Tensor(fx["h0"], requires_grad=True) if fx["h0"] is not None else None

@@ -142,7 +142,7 @@ def test_shape_mismatches_raise_value_errors_naming_the_op_and_shapes(op, call, 
 
 
 TYPE_ERRORS = [
-    lambda x: x + "a", lambda x: x * None, lambda x: x.pow(x), lambda x: x.sum(axis=0.5),
+    lambda x: x + "a", lambda x: x * None, lambda x: x.pow("2"), lambda x: x.sum(axis=0.5),
     lambda x: x.reshape(2.0), lambda x: x[0.5], lambda x: F.cat(x), lambda x: F.where(x.data, x, x),
     lambda x: F.embedding(x, [0.5]), lambda x: F.add(1.0, 2.0), lambda x: F.stack([x, "a"]),
     lambda x: x.transpose(0.0, 1),
@@ -158,7 +158,7 @@ def test_wrong_types_raise_type_errors(call):
 
 FAILING_OPS = [
     lambda a, b: a + b[:, :2], lambda a, b: a @ b, lambda a, b: F.cat([a, b.T]), lambda a, b: a.reshape(5),
-    lambda a, b: a.sum(axis=3), lambda a, b: a + b.astype(np.float32), lambda a, b: a.pow(b),
+    lambda a, b: a.sum(axis=3), lambda a, b: a + b.astype(np.float32), lambda a, b: a.pow(b.reshape(3, 2)),
     lambda a, b: F.embedding(a, [7]), lambda a, b: F.dropout(a, 2.0), lambda a, b: a.split([1, 2]),
 ]
 

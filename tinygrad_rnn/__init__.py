@@ -1,8 +1,7 @@
 """tinygrad_rnn: a small reverse-mode autograd engine over NumPy, and recurrent nets built from it."""
-from . import ops as _ops  # noqa: F401  (installs the ops as Tensor methods)
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
-from . import data, datasets, functional, nn, optim, runtime, viz  # noqa: E402  (public submodules)
+from . import data, datasets, engine, functional, nn, ops, optim, runtime, viz  # noqa: E402  (public submodules)
 from .io import load, save
 from .tensor import (
     Tensor, arange, detect_anomaly, enable_grad, full, is_grad_enabled, no_grad, ones, ones_like,
@@ -15,5 +14,5 @@ __all__ = [
     "Tensor", "arange", "detect_anomaly", "enable_grad", "full", "gradcheck", "GradcheckError",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand",
     "randn", "scope", "set_rng_state", "zeros", "zeros_like", "save", "load", "nn", "optim",
-    "functional", "data", "datasets", "viz", "runtime",
+    "functional", "data", "datasets", "viz", "runtime", "engine", "ops",
 ]

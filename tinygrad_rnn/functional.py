@@ -6,7 +6,8 @@ from .losses import (  # noqa: F401  (re-exported)
 )
 from .metrics import accuracy, bits_per_token, perplexity  # noqa: F401
 from .ops import (  # noqa: F401
-    abs, add, addmm, astype, cat, chunk, clip, concatenate, div, dropout, embedding, exp, flatten, getitem,
-    log, log_softmax, logsumexp, matmul, max, maximum, mean, minimum, mul, neg, permute, pow, relu,
-    reshape, sigmoid, softmax, split, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where,
+    abs, add, addmm, argmax, argmin, astype, cat, chunk, clip, concatenate, div, dropout, embedding,
+    eq, exp, flatten, ge, getitem, gt, le, log, log_softmax, logsumexp, lt, matmul, max, maximum,
+    mean, minimum, mul, ne, neg, permute, pow, relu, reshape, sigmoid, softmax, split, squeeze,
+    stack, sub, sum, tanh, transpose, unbind, unsqueeze, where,
 )

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .tensor import Tensor, constant, needs_grad, record
+from .engine import apply, as_operands, constant
+from .tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -45,21 +46,16 @@ def _reduction(reduction: Any, fn: str) -> str:
     return reduction
 
 
-def _class_targets(target: Any, scores: Tensor, ignore_index: int, fn: str) -> np.ndarray:
+def _class_targets(y: np.ndarray, scores_shape: tuple, ignore_index: int, fn: str) -> np.ndarray:
     """Integer targets of shape ``scores.shape[:-1]``, each in [0, C) or equal to ignore_index."""
-    if scores.ndim == 0:
-        raise ValueError(f"{fn}: input needs a class axis (last), got a 0-d tensor")
-    y = np.asarray(target.data if isinstance(target, Tensor) else target)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices, got dtype {y.dtype}")
-    if y.shape != scores.shape[:-1]:
+    if y.shape != scores_shape[:-1]:
         raise ValueError(
-            f"{fn}: target shape {y.shape} must equal input shape {scores.shape} without its last "
-            f"(class) axis, i.e. {scores.shape[:-1]}"
+            f"{fn}: target shape {y.shape} must equal input shape {scores_shape} without its last "
+            f"(class) axis, i.e. {scores_shape[:-1]}"
         )
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-        raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
-    classes = scores.shape[-1]
+    classes = scores_shape[-1]
     bad = (y != ignore_index) & ((y < 0) | (y >= classes))
     if bad.any():
         value = y[bad].flat[0]
@@ -70,10 +66,17 @@ def _class_targets(target: Any, scores: Tensor, ignore_index: int, fn: str) -> n
     return y
 
 
+def _class_args(scores: Tensor, ignore_index: Any, fn: str) -> None:
+    if scores.ndim == 0:
+        raise ValueError(f"{fn}: input needs a class axis (last), got a 0-d tensor")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
+
+
 def _class_weight(weight: Any, classes: int, dtype: np.dtype, fn: str) -> np.ndarray | None:
     if weight is None:
         return None
-    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+    w = np.asarray(weight)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: weight must be numeric, got dtype {w.dtype}")
     if w.shape != (classes,):
@@ -89,7 +92,7 @@ def _same_shape_target(target: Any, x: Tensor, fn: str) -> Tensor:
         if target.dtype != x.dtype:
             if target.requires_grad:
                 raise TypeError(f"{fn}: target dtype {target.dtype} differs from input dtype {x.dtype}")
-            return constant(target.data.astype(x.dtype))
+            return target.astype(x.dtype)  # an op, so a compiled trace replays it
         return target
     t = np.asarray(target)
     if t.dtype.kind not in "biuf":
@@ -99,11 +102,10 @@ def _same_shape_target(target: Any, x: Tensor, fn: str) -> Tensor:
     return constant(t.astype(x.dtype, copy=False))
 
 
-def _mask(mask: Any, shape: tuple, dtype: np.dtype, fn: str) -> np.ndarray | None:
+def _mask(m: np.ndarray | None, shape: tuple, dtype: np.dtype, fn: str) -> np.ndarray | None:
     """A 0/1 array of ``dtype`` broadcast to ``shape``; mask axes align with the leading loss axes."""
-    if mask is None:
+    if m is None:
         return None
-    m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if m.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: mask must be boolean or 0/1, got dtype {m.dtype}")
     if m.dtype != bool and not np.all((m == 0) | (m == 1)):
@@ -118,6 +120,12 @@ def _mask(mask: Any, shape: tuple, dtype: np.dtype, fn: str) -> np.ndarray | Non
             f"{fn}: mask shape {m.shape} does not fit the elementwise loss shape {shape} (mask axes "
             f"align with the leading loss axes)"
         ) from None
+
+
+def _extra_inputs(fn: str, **arrays: Any) -> tuple[tuple, dict]:
+    """Optional data arguments (targets' masks, class weights) as op inputs: a trace replays them."""
+    given = {k: v for k, v in arrays.items() if v is not None}
+    return as_operands(list(given.values()), fn), {k: True for k in given}
 
 
 def _reduce(per: np.ndarray, reduction: str, denominator: Any) -> tuple[np.ndarray, Callable]:
@@ -153,28 +161,37 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100, reducti
     """
     fn = "cross_entropy"
     x = _float_input(logits, fn, "logits")
-    y = _class_targets(target, x, ignore_index, fn)
+    _class_args(x, ignore_index, fn)
     reduction = _reduction(reduction, fn)
-    classes = x.shape[-1]
-    w = _class_weight(weight, classes, x.dtype, fn)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"{fn}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    extra, given = _extra_inputs(fn, target=target, weight=weight)
+    return apply(cross_entropy_forward, (x,) + extra, (), dict(
+        ignore_index=int(ignore_index), reduction=reduction, label_smoothing=eps,
+        has_weight=given.get("weight", False)), fn)
 
-    xd = x.data
+
+def cross_entropy_forward(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, *,
+                          ignore_index: int, reduction: str, label_smoothing: float,
+                          has_weight: bool) -> tuple:
+    """The array function of :func:`cross_entropy`: ``(loss, backward)``."""
+    fn = "cross_entropy"
+    y = _class_targets(y, x.shape, ignore_index, fn)
+    classes = x.shape[-1]
+    w = _class_weight(weight, classes, x.dtype, fn)
+    eps = label_smoothing
     valid = y != ignore_index
     safe_y = np.where(valid, y, 0)[..., None]  # any in-range index; ignored rows are zeroed below
     with np.errstate(under="ignore"):  # exp of very negative logits rightly underflows to 0
-        shifted = xd - xd.max(axis=-1, keepdims=True)
+        shifted = x - x.max(axis=-1, keepdims=True)
         log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    w_y = valid.astype(xd.dtype) if w is None else np.where(valid, w[safe_y[..., 0]], 0).astype(xd.dtype)
+    w_y = valid.astype(x.dtype) if w is None else np.where(valid, w[safe_y[..., 0]], 0).astype(x.dtype)
     per = -w_y * np.take_along_axis(log_p, safe_y, axis=-1)[..., 0]
     if eps:
         smooth = -(log_p.sum(axis=-1) if w is None else log_p @ w)
-        per = (1.0 - eps) * per + (eps / classes) * np.where(valid, smooth, 0).astype(xd.dtype)
-    out, upstream = _reduce(per, reduction, w_y.sum(dtype=xd.dtype))
-    if not needs_grad(x):
-        return constant(out)
+        per = (1.0 - eps) * per + (eps / classes) * np.where(valid, smooth, 0).astype(x.dtype)
+    out, upstream = _reduce(per, reduction, w_y.sum(dtype=x.dtype))
 
     def backward(g):
         with np.errstate(under="ignore"):
@@ -183,11 +200,11 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100, reducti
         np.put_along_axis(grad, safe_y, np.take_along_axis(grad, safe_y, axis=-1) - w_y[..., None],
                           axis=-1)
         if eps:
-            total = classes if w is None else w.sum(dtype=xd.dtype)
+            total = classes if w is None else w.sum(dtype=x.dtype)
             smooth_grad = p * total - (1 if w is None else w)
             grad = (1.0 - eps) * grad + (eps / classes) * np.where(valid[..., None], smooth_grad, 0)
-        return (grad * upstream(g)[..., None],)
-    return record(out, fn, (x,), backward)
+        return (grad * upstream(g)[..., None], None) + ((None,) if has_weight else ())
+    return out, backward
 
 
 def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = -100, reduction: str = "mean",
@@ -199,70 +216,91 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = -100, reduction
     """
     fn = "nll_loss"
     x = _float_input(log_probs, fn, "log_probs")
-    y = _class_targets(target, x, ignore_index, fn)
+    _class_args(x, ignore_index, fn)
     reduction = _reduction(reduction, fn)
-    w = _class_weight(weight, x.shape[-1], x.dtype, fn)
+    extra, given = _extra_inputs(fn, target=target, weight=weight)
+    return apply(nll_loss_forward, (x,) + extra, (), dict(
+        ignore_index=int(ignore_index), reduction=reduction, has_weight=given.get("weight", False)), fn)
 
-    xd = x.data
+
+def nll_loss_forward(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, *,
+                     ignore_index: int, reduction: str, has_weight: bool) -> tuple:
+    """The array function of :func:`nll_loss`: ``(loss, backward)``."""
+    fn = "nll_loss"
+    y = _class_targets(y, x.shape, ignore_index, fn)
+    w = _class_weight(weight, x.shape[-1], x.dtype, fn)
     valid = y != ignore_index
     safe_y = np.where(valid, y, 0)[..., None]
-    w_y = valid.astype(xd.dtype) if w is None else np.where(valid, w[safe_y[..., 0]], 0).astype(xd.dtype)
-    per = -w_y * np.take_along_axis(xd, safe_y, axis=-1)[..., 0]
-    out, upstream = _reduce(per, reduction, w_y.sum(dtype=xd.dtype))
-    if not needs_grad(x):
-        return constant(out)
+    w_y = valid.astype(x.dtype) if w is None else np.where(valid, w[safe_y[..., 0]], 0).astype(x.dtype)
+    per = -w_y * np.take_along_axis(x, safe_y, axis=-1)[..., 0]
+    out, upstream = _reduce(per, reduction, w_y.sum(dtype=x.dtype))
+    shape, dtype = x.shape, x.dtype
 
     def backward(g):
-        grad = np.zeros_like(xd)
+        grad = np.zeros(shape, dtype=dtype)
         np.put_along_axis(grad, safe_y, (-w_y * upstream(g))[..., None], axis=-1)
-        return (grad,)
-    return record(out, fn, (x,), backward)
+        return (grad, None) + ((None,) if has_weight else ())
+    return out, backward
 
 
 # ----- elementwise losses ------------------------------------------------------------------------
-def _elementwise(fn: str, x: Tensor, t: Tensor, per: np.ndarray, mask: Any, reduction: str,
-                 local_grads: Callable[[], tuple]) -> Tensor:
-    """Mask, reduce and record an elementwise loss ``per(x, t)``.
-
-    ``local_grads()`` returns ``(d per/dx, d per/dt)`` (computed only when backward runs).
-    """
+def _elementwise(fn: str, forward: Any, x: Tensor, t: Tensor, reduction: str, mask: Any,
+                 **options: Any) -> Tensor:
+    """Record an elementwise loss: inputs ``(x, t[, mask][, pos_weight])`` of one op."""
     reduction = _reduction(reduction, fn)
-    m = _mask(mask, per.shape, per.dtype, fn)
+    extra, given = _extra_inputs(fn, mask=mask, **options)
+    return apply(forward, (x, t) + extra, (), dict(reduction=reduction, **given), fn,
+                 wants_needs=True)
+
+
+def _masked_result(fn: str, per: np.ndarray, m: np.ndarray | None, reduction: str, needs: tuple,
+                   local_grads: Callable[[], tuple], n_extra: int) -> tuple:
+    """Mask and reduce the elementwise losses ``per``; ``local_grads()`` gives
+    ``(d per/dx, d per/dt)``, computed only when backward runs."""
+    m = _mask(m, per.shape, per.dtype, fn)
     if m is not None:
         per = per * m
     out, upstream = _reduce(per, reduction, per.size if m is None else m.sum(dtype=per.dtype))
-    if not needs_grad(x, t):
-        return constant(out)
 
     def backward(g):
         scale = upstream(g) if m is None else upstream(g) * m
         dx, dt = local_grads()
-        return (scale * dx if x.requires_grad else None), (scale * dt if t.requires_grad else None)
-    return record(out, fn, (x, t), backward)
+        return (scale * dx if needs[0] else None, scale * dt if needs[1] else None) + (None,) * n_extra
+    return out, backward
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean", mask: Any = None) -> Tensor:  # noqa: A002
     """Squared error ``l = (x - t)²``;  dl/dx = 2 (x - t) = -dl/dt."""
     x = _float_input(input, "mse_loss")
     t = _same_shape_target(target, x, "mse_loss")
-    diff = x.data - t.data
+    return _elementwise("mse_loss", mse_loss_forward, x, t, reduction, mask)
+
+
+def mse_loss_forward(x, t, m=None, *, reduction, needs, mask=False):
+    """The array function of :func:`mse_loss`."""
+    diff = x - t
 
     def local_grads():
         d = 2 * diff
         return d, -d
-    return _elementwise("mse_loss", x, t, diff * diff, mask, reduction, local_grads)
+    return _masked_result("mse_loss", diff * diff, m, reduction, needs, local_grads, int(mask))
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean", mask: Any = None) -> Tensor:  # noqa: A002
     """Absolute error ``l = |x - t|``;  dl/dx = sign(x - t) = -dl/dt (0 at x = t, as in PyTorch)."""
     x = _float_input(input, "l1_loss")
     t = _same_shape_target(target, x, "l1_loss")
-    diff = x.data - t.data
+    return _elementwise("l1_loss", l1_loss_forward, x, t, reduction, mask)
+
+
+def l1_loss_forward(x, t, m=None, *, reduction, needs, mask=False):
+    """The array function of :func:`l1_loss`."""
+    diff = x - t
 
     def local_grads():
         s = np.sign(diff)
         return s, -s
-    return _elementwise("l1_loss", x, t, np.abs(diff), mask, reduction, local_grads)
+    return _masked_result("l1_loss", np.abs(diff), m, reduction, needs, local_grads, int(mask))
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -288,29 +326,33 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str
     fn = "binary_cross_entropy_with_logits"
     x = _float_input(logits, fn, "logits")
     t = _same_shape_target(target, x, fn)
-    xd, td = x.data, t.data
-    if pos_weight is None:
-        q = None
-    else:
+    if pos_weight is not None:
         q = np.asarray(pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight)
         if q.dtype.kind not in "biuf":
             raise TypeError(f"{fn}: pos_weight must be numeric, got dtype {q.dtype}")
         try:
-            np.broadcast_shapes(q.shape, xd.shape)
+            shape = np.broadcast_shapes(q.shape, x.shape)
         except ValueError:
             raise ValueError(f"{fn}: pos_weight shape {q.shape} does not broadcast to the logits "
-                             f"shape {xd.shape}") from None
-        if np.broadcast_shapes(q.shape, xd.shape) != xd.shape:
-            raise ValueError(f"{fn}: pos_weight shape {q.shape} would enlarge the logits shape {xd.shape}")
-        q = q.astype(xd.dtype, copy=False)
-    sp_pos = _softplus(xd)  # -log(1 - σ(x))
-    sp_neg = sp_pos - xd    # -log σ(x) = softplus(-x)
-    per = (1 - td) * sp_pos + (td * sp_neg if q is None else q * td * sp_neg)
+                             f"shape {x.shape}") from None
+        if shape != x.shape:
+            raise ValueError(f"{fn}: pos_weight shape {q.shape} would enlarge the logits shape {x.shape}")
+    return _elementwise(fn, bce_with_logits_forward, x, t, reduction, mask, pos_weight=pos_weight)
+
+
+def bce_with_logits_forward(x, t, *extra, reduction, needs, mask=False, pos_weight=False):
+    """The array function of :func:`binary_cross_entropy_with_logits`."""
+    m = extra[0] if mask else None
+    q = extra[-1].astype(x.dtype, copy=False) if pos_weight else None
+    sp_pos = _softplus(x)  # -log(1 - σ(x))
+    sp_neg = sp_pos - x    # -log σ(x) = softplus(-x)
+    per = (1 - t) * sp_pos + (t * sp_neg if q is None else q * t * sp_neg)
 
     def local_grads():
-        s = _sigmoid(xd)
-        qt = td if q is None else q * td
-        dx = qt * (s - 1) + (1 - td) * s
+        s = _sigmoid(x)
+        qt = t if q is None else q * t
+        dx = qt * (s - 1) + (1 - t) * s
         dt = (sp_neg if q is None else q * sp_neg) - sp_pos
         return dx, dt
-    return _elementwise(fn, x, t, per.astype(xd.dtype, copy=False), mask, reduction, local_grads)
+    return _masked_result("binary_cross_entropy_with_logits", per.astype(x.dtype, copy=False), m,
+                          reduction, needs, local_grads, len(extra))

@@ -35,7 +35,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import graphviz
 import numpy as np
 
-from .tensor import RELEASED, Tensor, assemble, topological_order, unbroadcast
+from .engine import graph_tensors, unbroadcast
+from .tensor import Tensor
 
 __all__ = [
     "GraphvizNotFound", "gradient_flow", "graph_stats", "plot_gradient_flow", "render",
@@ -95,20 +96,41 @@ class _Graph:
 
     def __init__(self, roots: Sequence[Any], fn: str):
         self.roots = _flatten_roots(roots, fn)
-        self.order = topological_order(self.roots, needs_grad_only=False)
+        self.order = graph_tensors(self.roots)
         self.position = {id(t): i for i, t in enumerate(self.order)}
         self.root_ids = {id(r) for r in self.roots}
+        self._steps: dict[int, str | None] | None = None
         for t in self.order:
-            if t._backward is RELEASED:
+            if t.grad_fn is not None and t.grad_fn.freed:
                 raise ValueError(
                     f"{fn}: part of the graph was freed by backward() (op '{t.op}', scope {t.scope!r}); "
                     "call backward(retain_graph=True) to draw or inspect the graph afterwards"
                 )
 
+    def step_of(self, t: Tensor) -> str | None:
+        """The time step a collapsed drawing puts ``t`` in: its own step scope, or, for a tensor
+        made outside every step (a step's slice of the hoisted input projection, from one
+        ``unbind``), the one step that uses it."""
+        if self._steps is None:
+            own = {id(u): _step_scope(u.scope) for u in self.order}
+            users: dict[int, set] = {}
+            for u in self.order:
+                for p in u.parents:
+                    users.setdefault(id(p), set()).add(own[id(u)])
+            self._steps = {}
+            for u in self.order:
+                step = own[id(u)]
+                if step is None and u.parents:
+                    used_in = users.get(id(u), set())
+                    if len(used_in) == 1:
+                        step = next(iter(used_in))
+                self._steps[id(u)] = step
+        return self._steps[id(t)]
+
     def kind(self, t: Tensor) -> str:
         if id(t) in self.root_ids:
             return "output"
-        if t._parents:
+        if t.parents:
             return "intermediate"
         return "parameter" if t.requires_grad else "input"
 
@@ -131,20 +153,26 @@ def _grad_norm(t: Tensor) -> float | None:
 
 
 def _edge_flows(t: Tensor) -> list[float | None]:
-    """Per argument of ``t``, the norm of the gradient backward sent along that edge (None where
-    none flows): the op's backward applied again to the retained ``t.grad``."""
-    if t.grad is None or not t._parents:
-        return [None] * len(t._parents)
+    """Per argument of ``t``, the norm of the gradient backward sent along that edge on behalf of
+    ``t`` (None where none flows): the op's backward applied again to the retained ``t.grad``
+    (zeros for the op's other outputs, if it has several)."""
+    node = t.grad_fn
+    if t.grad is None or node is None:
+        return [None] * len(t.parents)
+    g = np.asarray(t.grad)
+    if node.out_meta is None:
+        grads = node.backward(g)
+    else:
+        outs = [np.zeros(shape, dtype) for shape, dtype in node.out_meta]
+        outs[t.output_index] = g
+        grads = node.backward(*outs)
     flows: list[float | None] = []
-    for p, g in zip(t._parents, t._backward(np.asarray(t.grad))):
-        if g is None or not p.requires_grad:
+    for p, gp in zip(node.inputs, grads):
+        if gp is None or not p.requires_grad:
             flows.append(None)
             continue
-        if isinstance(g, (np.ndarray, np.generic, float, int)):
-            g = unbroadcast(np.asarray(g), p.shape)
-        else:  # a deferred piece (a slice, a weight's aᵀg): densified the way backward does it
-            g = assemble([g], p.data)
-        flows.append(float(np.linalg.norm(np.asarray(g, dtype=np.float64).ravel())))
+        gp = unbroadcast(np.asarray(gp), p.shape)
+        flows.append(float(np.linalg.norm(np.asarray(gp, dtype=np.float64).ravel())))
     return flows
 
 
@@ -246,7 +274,7 @@ def _count_collapsed(graph: "_Graph") -> int:
     steps = set()
     other = 0
     for t in graph.order:
-        step = None if id(t) in graph.root_ids else _step_scope(t.scope)
+        step = None if id(t) in graph.root_ids else graph.step_of(t)
         if step is None:
             other += 1
         else:
@@ -272,7 +300,7 @@ def _add_legend(dot: graphviz.Digraph, collapse_steps: bool, scale: _ColourScale
 
 
 def _tensor_label(t: Tensor, name: str | None, show_shapes: bool, norm: float | None) -> str:
-    if t._parents:
+    if t.parents:
         head = t.op if not name else f"{name} = {t.op}"
     else:
         head = name or ("param" if t.requires_grad else "const")
@@ -297,7 +325,7 @@ def _layout_nodes(graph: _Graph, names: dict[int, str], norms: dict[int, float],
     for i, t in enumerate(graph.order):
         step = None
         if collapse_steps and id(t) not in graph.root_ids:
-            step = _step_scope(t.scope)
+            step = graph.step_of(t)
         if step is None:
             node_of[i] = f"n{i}"
             label = _tensor_label(t, names.get(id(t)) or t.name, show_shapes, norms.get(id(t)))
@@ -307,7 +335,7 @@ def _layout_nodes(graph: _Graph, names: dict[int, str], norms: dict[int, float],
         if info is None:
             info = steps[step] = {"id": f"s{len(steps)}", "ops": {}, "consts": 0, "norm": None}
         node_of[i] = info["id"]
-        if t._parents:
+        if t.parents:
             info["ops"][t.op] = info["ops"].get(t.op, 0) + 1
         else:
             info["consts"] += 1
@@ -331,7 +359,7 @@ def _layout_edges(graph: _Graph, node_of: list[str], flows: list[list[float | No
     (collapsed steps), edges inside it vanish and parallel ones merge into one labelled ×count."""
     merged: dict[tuple, list] = {}  # key -> [count, largest gradient flow, argument label]
     for i, t in enumerate(graph.order):
-        parents = t._parents
+        parents = t.parents
         for k, p in enumerate(parents):
             src, dst = node_of[graph.position[id(p)]], node_of[i]
             if src == dst:
@@ -427,7 +455,7 @@ def graph_stats(*roots: Any) -> dict:
     scopes: dict[str, dict[str, int]] = {}
     edges = parameters = inputs = 0
     for i, t in enumerate(order):
-        parents = t._parents
+        parents = t.parents
         if not parents:
             if t.requires_grad:
                 parameters += 1
@@ -454,7 +482,7 @@ def retain_grads(*roots: Any) -> int:
     so ``to_dot(..., show_grads=True)`` can show every gradient. Returns how many."""
     count = 0
     for t in _Graph(roots, "retain_grads").order:
-        if t._parents and t.requires_grad:
+        if t.parents and t.requires_grad:
             t.retain_grad()
             count += 1
     return count
@@ -507,7 +535,7 @@ def step_grad_norms(states: Sequence[Tensor]) -> np.ndarray:
     for t, state in enumerate(states):
         if not isinstance(state, Tensor):
             raise TypeError(f"step_grad_norms: states must be Tensors, got {type(state).__name__} at {t}")
-        if state.grad is None and state._backward is not None and not state._retain:
+        if state.grad is None and state.grad_fn is not None and not state.retains_grad:
             raise ValueError(
                 f"step_grad_norms: states[{t}] is an intermediate whose gradient was not kept; call "
                 "retain_grad() on it before backward()"
@@ -519,10 +547,10 @@ def step_grad_norms(states: Sequence[Tensor]) -> np.ndarray:
 
 def _is_time_stack(t: Tensor) -> bool:
     """A ``stack`` whose i-th argument was made directly in a step scope ``<prefix>/t<i>``."""
-    if t.op != "stack" or not t._parents:
+    if t.op != "stack" or not t.parents:
         return False
     prefix = None
-    for i, p in enumerate(t._parents):
+    for i, p in enumerate(t.parents):
         head, _, last = (p.scope or "").rpartition("/")
         if last != f"t{i}" or (prefix is not None and head != prefix):
             return False
@@ -534,7 +562,7 @@ def _top_layer_states(output: Tensor) -> list[list[Tensor]]:
     """Per direction, the per-step hidden states h_0..h_{T-1} of the last recurrent layer."""
     groups: dict[str | None, list[Tensor]] = {}
     last = None
-    for t in topological_order([output]):
+    for t in graph_tensors([output]):
         if _is_time_stack(t):
             groups.setdefault(t.scope, []).append(t)
             last = t.scope
@@ -543,7 +571,7 @@ def _top_layer_states(output: Tensor) -> list[list[Tensor]]:
             "gradient_flow: found no per-step hidden states in the graph of the model's output; the "
             "model must run a tinygrad_rnn.nn RNN, LSTM or GRU layer (their steps are scoped .../t<k>)"
         )
-    return [list(s._parents) for s in groups[last]]
+    return [list(s.parents) for s in groups[last]]
 
 
 def gradient_flow(model: Callable[[Any], Any], x: Any,

@@ -8,11 +8,11 @@ backpropagation through time is nothing but the engine walking the graph these s
 Weights follow PyTorch: ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_ih``, ``bias_hh``
 ``(G*H,)``, gate blocks LSTM ``[i | f | g | o]`` and GRU ``[r | z | n]``.
 
-Ops per step (what a graph dump of one time step shows; ``gx_t`` arrives as one ``getitem``):
+Ops per step (what a graph dump of one time step shows; ``gx_t`` arrives from one ``unbind`` of
+the hoisted projection, outside the step):
 - RNN:  addmm (gx + h W_hhᵀ), tanh (or relu)
-- LSTM: addmm, split×4, sigmoid×3, tanh×2, mul×3, add
-- GRU:  addmm (h W_hhᵀ + b_hh; a matmul without bias), split×6, add×2, sigmoid×2, mul, add, tanh,
-  sub, mul, add
+- LSTM: addmm, chunk (one op, 4 outputs), sigmoid×3, tanh×2, mul×3, add
+- GRU:  addmm (h W_hhᵀ + b_hh; a matmul without bias), chunk×2, add×4, sigmoid×2, mul×3, tanh, sub
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..tensor import Tensor, release
+from ..tensor import Tensor
 from .layers import as_input, check_size, uniform
 from .module import Module
 
@@ -32,11 +32,7 @@ NONLINEARITIES = ("tanh", "relu")
 def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """h' = act(gx + h W_hhᵀ), where gx = x W_ihᵀ + b_ih + b_hh."""
     pre = ops.addmm(gx, h, whh_t)
-    if nonlinearity == "relu":
-        return pre.relu()  # relu's backward reads pre: nothing to free
-    h_next = pre.tanh()
-    release(pre)  # tanh's backward reads only its output
-    return h_next
+    return pre.relu() if nonlinearity == "relu" else pre.tanh()
 
 
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, Tensor]:
@@ -44,12 +40,8 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, 
     c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g);  h' = σ(o) ⊙ tanh(c')."""
     gates = ops.addmm(gx, h, whh_t)
     i, f, g, o = ops.chunk(gates, 4, axis=-1)
-    forget, write = f.sigmoid() * c, i.sigmoid() * g.tanh()
-    c_next = forget + write
+    c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h_next = o.sigmoid() * c_next.tanh()
-    # No backward reads these values (σ and tanh keep their outputs, + needs nothing): free the
-    # pre-activations and the two products now instead of when backward reaches them.
-    release(gates, i, f, g, o, forget, write)
     return h_next, c_next
 
 
@@ -63,9 +55,7 @@ def gru_step(gx: Tensor, h: Tensor, whh_t: Tensor, b_hh: Tensor | None) -> Tenso
     r = (xr + hr).sigmoid()
     z = (xz + hz).sigmoid()
     n = (xn + r * hn).tanh()
-    h_next = n + z * (h - n)
-    release(xr, xz, xn)  # they only feed additions, which read nothing: free gx's buffer now
-    return h_next
+    return n + z * (h - n)
 
 
 def check_state(state: Any, name: str, expected: tuple, dtype: np.dtype, owner: str) -> Tensor:

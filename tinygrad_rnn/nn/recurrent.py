@@ -2,11 +2,12 @@
 
 A layer unrolls the step functions of :mod:`tinygrad_rnn.nn.cells` over time. For each layer and
 direction, the input projection of all time steps is one product (``X W_ihᵀ + b``, an ``addmm``)
-before the loop; inside the loop each step adds ``h W_hhᵀ`` (one ``addmm``) and applies the cell
-equations. Every step runs inside ``scope("<kind>/l<k>/<fwd|bwd>/t<t>")`` so graph dumps cluster the unrolled graph by time step.
+before the loop, split into its time steps by one ``unbind``; inside the loop each step adds
+``h W_hhᵀ`` (one ``addmm``) and applies the cell equations. Every step runs inside ``scope("<kind>/l<k>/<fwd|bwd>/t<t>")`` so graph dumps cluster the unrolled graph by time step.
 
 Variable lengths follow PyTorch's packed sequences: sequence b runs steps ``0..len_b-1``; past its
-length its state is frozen (``h = where(t < len_b, h_new, h)``) and its outputs are 0, so ``h_n``
+length its state is frozen (``h = where(t < len_b, h_new, h)``, the mask computed by tensor ops
+from ``lengths``, so a compiled step replays new lengths) and its outputs are 0, so ``h_n``
 is the state after its last valid step; the reverse direction starts at ``x[len_b-1]`` because
 the steps it visits first (t >= len_b) leave the initial state untouched.
 """
@@ -18,16 +19,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import ops
-from ..tensor import Tensor, release, scope
+from ..tensor import Tensor, scope
 from .cells import NONLINEARITIES, check_state, gru_step, lstm_step, rnn_step
-from .fused import gru_cell, lstm_cell, rnn_cell
 from .layers import as_input, check_size, uniform
 from .module import Module
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
-# "composed": each step built from elementary ops (cells.py), the default a learner reads;
-# "fused": one node per step with a handwritten backward (fused.py), for speed.
-IMPLS = ("composed", "fused")
 
 
 class _RecurrentBase(Module):
@@ -35,12 +32,9 @@ class _RecurrentBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 nonlinearity: str = "tanh", impl: str = "composed"):
+                 nonlinearity: str = "tanh"):
         super().__init__()
         name = type(self).__name__
-        if impl not in IMPLS:
-            raise ValueError(f"{name}: impl must be one of {IMPLS}, got {impl!r}")
-        self.impl = impl
         self.input_size = check_size(input_size, "input_size", name)
         self.hidden_size = check_size(hidden_size, "hidden_size", name)
         self.num_layers = check_size(num_layers, "num_layers", name)
@@ -101,13 +95,12 @@ class _RecurrentBase(Module):
             raise ValueError(f"{name}: input has no time steps (shape {x.shape})")
         return x, batched
 
-    def _check_lengths(self, lengths: Any, steps: int, batch: int) -> np.ndarray | None:
+    def _check_lengths(self, lengths: Any, steps: int, batch: int) -> Tensor | None:
         if lengths is None:
             return None
         name = type(self).__name__
-        if isinstance(lengths, Tensor):
-            lengths = lengths.data
-        array = np.asarray(lengths)
+        tensor = lengths if isinstance(lengths, Tensor) else None
+        array = np.asarray(lengths.data if tensor is not None else lengths)
         if array.dtype.kind not in "iu" or array.ndim != 1:
             raise TypeError(f"{name}: lengths must be a 1-D sequence of ints, got {lengths!r}")
         if array.shape[0] != batch:
@@ -116,7 +109,14 @@ class _RecurrentBase(Module):
             raise ValueError(
                 f"{name}: lengths must lie in [1, {steps}] (the sequence length), got {array.tolist()}"
             )
-        return array
+        return tensor if tensor is not None else Tensor(array)
+
+    @staticmethod
+    def _step_masks(lengths: Tensor, steps: int) -> tuple:
+        """valid[t] = (t < lengths)[:, None] for every step, from tensor ops (a trace replays them)."""
+        positions = Tensor(np.arange(steps).reshape(steps, 1))
+        valid = ops.lt(positions, ops.reshape(lengths, 1, lengths.shape[0]))     # (T, N) booleans
+        return ops.unbind(ops.unsqueeze(valid, -1), 0)
 
     def _initial_states(self, hx: Any, batch: int, batched: bool, which: str) -> list[Tensor] | None:
         if hx is None:
@@ -126,67 +126,48 @@ class _RecurrentBase(Module):
         hx = check_state(hx, which, expected, self.weight_ih_l0.dtype, type(self).__name__)
         if not batched:
             hx = ops.unsqueeze(hx, 1)
-        return [hx[i] for i in range(count)]
+        return list(ops.unbind(hx, 0))
 
     # ----- the unrolled loop -------------------------------------------------------------------
+    def _step(self, gx_t: Tensor, state: tuple, whh_t: Tensor, b_hh: Tensor | None) -> tuple:
+        """One time step of this layer's cell; the state is a tuple ((h,) or (h, c))."""
+        if self.mode == "LSTM":
+            return lstm_step(gx_t, state[0], state[1], whh_t)
+        if self.mode == "GRU":
+            return (gru_step(gx_t, state[0], whh_t, b_hh),)
+        return (rnn_step(gx_t, state[0], whh_t, self.nonlinearity),)
+
     def _run_direction(self, x: Tensor, layer: int, suffix: str, state: tuple,
-                       lengths: np.ndarray | None) -> tuple[list[Tensor], tuple]:
+                       valid: tuple | None) -> tuple[list[Tensor], tuple]:
         """Unroll one layer in one direction over x (T, N, F); returns per-step outputs in time
-        order and the final state."""
+        order and the final state. ``valid[t]`` (N, 1) says which sequences are still running."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, suffix)
         steps, batch = x.shape[0], x.shape[1]
-        mode = self.mode
         with scope("bwd" if suffix else "fwd"):
             flat = ops.reshape(x, steps * batch, x.shape[2])
             if b_ih is None:
                 gx = flat @ w_ih.T
             else:
-                gx = ops.addmm(b_ih if mode == "GRU" else b_ih + b_hh, flat, w_ih.T)
-            projection = gx
-            gx = ops.reshape(gx, steps, batch, gx.shape[-1])
-            slices = []
+                gx = ops.addmm(b_ih if self.mode == "GRU" else b_ih + b_hh, flat, w_ih.T)
+            gx_steps = ops.unbind(ops.reshape(gx, steps, batch, gx.shape[-1]), 0)
             whh_t = w_hh.T
             outputs: list[Tensor | None] = [None] * steps
-            hidden = self.hidden_size
-            fused = self.impl == "fused"
-            if fused and mode == "LSTM":
-                state = (ops.cat(list(state), axis=-1),)  # the fused LSTM carries [h | c]
             for t in (range(steps - 1, -1, -1) if suffix else range(steps)):
                 with scope(f"t{t}"):
-                    gx_t = gx[t]
-                    slices.append(gx_t)
-                    if fused:
-                        if mode == "LSTM":
-                            new_state = (lstm_cell(gx_t, state[0], whh_t),)
-                        elif mode == "GRU":
-                            new_state = (gru_cell(gx_t, state[0], whh_t, b_hh),)
-                        else:
-                            new_state = (rnn_cell(gx_t, state[0], whh_t, self.nonlinearity),)
-                    elif mode == "LSTM":
-                        new_state = lstm_step(gx_t, state[0], state[1], whh_t)
-                    elif mode == "GRU":
-                        new_state = (gru_step(gx_t, state[0], whh_t, b_hh),)
-                    else:
-                        new_state = (rnn_step(gx_t, state[0], whh_t, self.nonlinearity),)
-                    h_new = new_state[0][:, :hidden] if fused and mode == "LSTM" else new_state[0]
-                    if lengths is None:
+                    new_state = self._step(gx_steps[t], state, whh_t, b_hh)
+                    if valid is None:
                         state = new_state
-                        outputs[t] = h_new
+                        outputs[t] = new_state[0]
                     else:
-                        valid = (t < lengths)[:, None]
-                        state = tuple(ops.where(valid, new, old) for new, old in zip(new_state, state))
-                        outputs[t] = ops.where(valid, h_new, 0.0)
-            if fused and mode == "LSTM":
-                state = tuple(ops.split(state[0], hidden, axis=-1))
-            # The projection of all steps is read by no backward (its slices feed additions):
-            # free it now rather than when backward reaches it.
-            release(projection, gx, *slices)
+                        state = tuple(ops.where(valid[t], new, old) for new, old in zip(new_state, state))
+                        outputs[t] = ops.where(valid[t], new_state[0], 0.0)
         return outputs, state
 
     def _forward(self, x: Any, hx: Any, lengths: Any) -> tuple[Tensor, list[Tensor]]:
         x, batched = self._check_input(x)
         steps, batch = x.shape[0], x.shape[1]
         lengths = self._check_lengths(lengths, steps, batch)
+        valid = None if lengths is None else self._step_masks(lengths, steps)
         n_states = 2 if self.mode == "LSTM" else 1
         if self.mode == "LSTM":
             if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
@@ -209,7 +190,7 @@ class _RecurrentBase(Module):
                 for d, suffix in enumerate(self._suffixes()):
                     index = layer * self.num_directions + d
                     state = tuple(zeros if s is None else s[index] for s in initial)
-                    outs, state = self._run_direction(layer_input, layer, suffix, state, lengths)
+                    outs, state = self._run_direction(layer_input, layer, suffix, state, valid)
                     direction_outputs.append(ops.stack(outs, axis=0))
                     for k in range(n_states):
                         finals[k].append(state[k])
@@ -236,7 +217,7 @@ class _RecurrentBase(Module):
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
         for key, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                             ("bidirectional", False), ("impl", "composed")):
+                             ("bidirectional", False)):
             if getattr(self, key) != default:
                 text += f", {key}={getattr(self, key)}"
         return text
@@ -253,9 +234,9 @@ class RNN(_RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, impl: str = "composed"):
+                 dropout: float = 0.0, bidirectional: bool = False):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, nonlinearity, impl)
+                         bidirectional, nonlinearity)
 
     def forward(self, x: Any, hx: Any = None, lengths: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
         output, (h_n,) = self._forward(x, hx, lengths)
@@ -268,10 +249,8 @@ class LSTM(_RecurrentBase):
     mode = "LSTM"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 impl: str = "composed"):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         impl=impl)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Sequence[int] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -285,10 +264,8 @@ class GRU(_RecurrentBase):
     mode = "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 impl: str = "composed"):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         impl=impl)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
 
     def forward(self, x: Any, hx: Any = None, lengths: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
         output, (h_n,) = self._forward(x, hx, lengths)
