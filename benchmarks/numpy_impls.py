@@ -50,13 +50,13 @@ def engine_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
 class _EngineModel(nn.Module):
     """The workload's model from library modules; parameter names match ``Problem.weights``."""
 
-    def __init__(self, problem: Problem, impl: str = "composed"):
+    def __init__(self, problem: Problem):
         super().__init__()
         w = problem.workload
         if w.task == "charlm":
             self.embedding = nn.Embedding(w.vocab, w.input_size)
         layer = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[w.cell]
-        self.rnn = layer(w.input_size, w.hidden, impl=impl)
+        self.rnn = layer(w.input_size, w.hidden)
         if w.task != "meansq":
             self.head = nn.Linear(w.hidden, w.vocab if w.task == "charlm" else 1)
         self.load_state_dict(problem.weights)
@@ -78,11 +78,10 @@ class EngineImpl(Implementation):
     """tinygrad_rnn.nn modules; backward is the engine walking the unrolled graph."""
 
     name = "engine"
-    impl = "composed"
 
     def __init__(self, problem: Problem):
         super().__init__(problem)
-        self.model = _EngineModel(problem, self.impl)
+        self.model = _EngineModel(problem)
         self.params = list(self.model.named_parameters())
 
     def _run(self) -> Tensor:
@@ -178,13 +177,4 @@ class AnalyticImpl(Implementation):
         return loss, grads
 
 
-class EngineFusedImpl(EngineImpl):
-    """The same modules with ``impl="fused"``: one engine node per cell step (``nn/fused.py``),
-    its backward written out like the analytic one. Not the composed engine the targets are about;
-    it shows how much of the gap is per-op bookkeeping."""
-
-    name = "engine-fused"
-    impl = "fused"
-
-
-NUMPY_IMPLEMENTATIONS = {"engine": EngineImpl, "engine-fused": EngineFusedImpl, "analytic": AnalyticImpl}
+NUMPY_IMPLEMENTATIONS = {"engine": EngineImpl, "analytic": AnalyticImpl}
