@@ -183,6 +183,46 @@ def test_resume_in_names_mode_rejects_another_seed(names_run, tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+# ----- divergence -------------------------------------------------------------------------------
+def test_a_diverging_run_stops_with_a_one_line_error_and_writes_no_checkpoint(tmp_path):
+    done = run_cli("train", "--steps", 200, *TINY, "--lr", "1e6", "--out", "div.safetensors", cwd=tmp_path)
+    assert_one_line_error(done, "training diverged at step", "uniform guessing (ln 27 = 3.30)",
+                          "--lr 1e+06", "smaller --lr", "no checkpoint written to div.safetensors")
+    step = int(re.search(r"at step (\d+):", done.stderr).group(1))
+    assert 1 <= step < 200
+    assert "held-out loss" not in done.stdout  # no report, no samples of a diverged model
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_diverging_resume_keeps_the_last_good_checkpoint(names_run, tmp_path):
+    shutil.copy(names_run[0] / "names.safetensors", tmp_path / "names.safetensors")
+    before = (tmp_path / "names.safetensors").read_bytes()
+    done = run_cli("train", "--resume", "names.safetensors", "--steps", 200, "--lr", "1e6", "--quiet",
+                   "--out", "names.safetensors", cwd=tmp_path)
+    assert_one_line_error(done, "training diverged at step", "--lr 1e+06", "names.safetensors left as it was")
+    assert int(re.search(r"at step (\d+):", done.stderr).group(1)) > 5  # counted on from the resumed step
+    assert (tmp_path / "names.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["names.safetensors"]  # no .last either
+
+
+def test_divergence_after_a_checkpoint_names_the_step_it_holds(monkeypatch, tmp_path, capsys):
+    # In process, with fit replaced: it writes the best checkpoint at step 7, then diverges at 8.
+    from tinygrad_rnn import train
+    from tinygrad_rnn.train import DivergenceError, History
+
+    def fit_that_diverges(*args, checkpoint, **kwargs):
+        history = History(steps=7)
+        checkpoint(history)
+        raise DivergenceError(8, float("inf"), None, kwargs["max_loss"], history)
+    monkeypatch.setattr(train, "fit", fit_that_diverges)
+    out = tmp_path / "best.safetensors"
+    assert cli.main(["train", *TINY, "--steps", "10", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"{ERROR_PREFIX} training diverged at step 8: the loss is inf; the learning rate (--lr 0.003) "
+                   f"is likely too high, try a smaller --lr; {out} holds the best model, from step 7")
+    assert tinygrad_rnn.load(out).step == 7
+
+
 # ----- train (text) -----------------------------------------------------------------------------
 def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     write_corpus(tmp_path / "corpus.txt")

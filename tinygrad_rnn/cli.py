@@ -113,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .models import CharLM
     from .optim import Adam
     from .random import manual_seed
-    from .train import fit
+    from .train import DivergenceError, fit
 
     resumed = None
     if args.resume is not None:
@@ -196,9 +196,13 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({'names' if data['mode'] == 'names' else 'characters'}, vocabulary {tokenizer.vocab_size})",
           flush=True)
     started = time.perf_counter()
-    history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
-                  max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
-                  stateful=data["stateful"], start_step=start_step, best_val_loss=best_before)
+    try:
+        history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
+                      max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
+                      stateful=data["stateful"], start_step=start_step, best_val_loss=best_before,
+                      max_loss=DIVERGENCE_FACTOR * math.log(tokenizer.vocab_size))
+    except DivergenceError as exc:
+        raise CLIError(_divergence_message(exc, args, out, tokenizer.vocab_size, wrote_best)) from None
     seconds = time.perf_counter() - started
     if history.interrupted:
         best = f"best checkpoint {out} left as it was" if out.exists() else f"no checkpoint at {out} yet"
@@ -232,6 +236,31 @@ DEFAULT_STEPS = 3000
 #: extra["options"] (the defaults for checkpoints without them), unless given explicitly.
 MODEL_OPTIONS = {"cell": "lstm", "hidden": 128, "layers": 1, "embed": 32}
 RUN_OPTIONS = {"seq_len": 64, "batch_size": 64, "lr": 3e-3, "clip": 1.0, "seed": 0}
+
+
+#: train stops when a batch's loss exceeds this many times ln V, the loss of uniform guessing over
+#: the V symbols: an untrained model starts near ln V, so such a loss only comes from divergence.
+DIVERGENCE_FACTOR = 10
+
+
+def _divergence_message(exc: Any, args: argparse.Namespace, out: Path, vocab_size: int,
+                        wrote_best: list[int]) -> str:
+    """One line: the step, what went wrong, the likely cause and what happened to --out."""
+    if not math.isfinite(exc.loss):
+        what = f"the loss is {exc.loss}"
+    elif exc.grad_norm is None:
+        what = (f"the loss {exc.loss:.4g} is over {DIVERGENCE_FACTOR}x that of uniform guessing "
+                f"(ln {vocab_size} = {math.log(vocab_size):.2f})")
+    else:
+        what = f"the gradient norm is {exc.grad_norm}"
+    if wrote_best:
+        kept = f"{out} holds the best model, from step {wrote_best[-1]}"
+    elif out.exists():
+        kept = f"{out} left as it was"
+    else:
+        kept = f"no checkpoint written to {out}"
+    return (f"training diverged at step {exc.step}: {what}; the learning rate (--lr {args.lr:g}) is "
+            f"likely too high, try a smaller --lr; {kept}")
 
 
 def _resolve_options(args: argparse.Namespace, resumed: Any = None) -> None:
