@@ -253,6 +253,19 @@ def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     assert tinygrad_rnn.load(tmp_path / "text.safetensors").step == 7
 
 
+def test_the_default_seq_len_is_shortened_for_a_short_text_with_a_note(tmp_path):
+    write_corpus(tmp_path / "short.txt", n_chars=300)  # a validation split of 30 characters
+    done = run_cli("train", "--data", "short.txt", "--steps", 2, *TINY, "--n", 0, cwd=tmp_path)
+    assert_ok(done)
+    assert done.stdout.splitlines()[0] == ("note: --seq-len 64 is too long for the 30-character validation "
+                                           "split of short.txt; using 14")
+    # The longest chunk that fits is accepted when given explicitly; one more is an error.
+    assert_ok(run_cli("train", "--data", "short.txt", "--steps", 1, *TINY, "--n", 0, "--seq-len", 14,
+                      "--out", "b.safetensors", cwd=tmp_path))
+    assert_one_line_error(run_cli("train", "--data", "short.txt", "--steps", 1, *TINY, "--n", 0,
+                                  "--seq-len", 15, cwd=tmp_path), "at most --seq-len 14")
+
+
 def test_resume_reuses_the_run_options_unless_given(tmp_path):
     write_corpus(tmp_path / "corpus.txt")
     options = ["--seq-len", 16, "--batch-size", 4, "--lr", 0.01, "--clip", 0.5, "--seed", 3]
@@ -436,6 +449,7 @@ def files(tmp_path_factory, names_run):
     (d / "empty.txt").write_bytes(b"")
     (d / "binary.txt").write_bytes(b"hello \xff\xfe\xfd world" * 30)
     (d / "short.txt").write_text("just a few words", encoding="utf-8")
+    write_corpus(d / "corpus.txt")  # 3000 characters: a validation split of 300
     (d / "adir").mkdir()
     (d / "random.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
     tinygrad_rnn.save(d / "linear.safetensors", tinygrad_rnn.nn.Linear(3, 2))
@@ -465,6 +479,11 @@ ERRORS = [
     (["train", "--data", "binary.txt", "--steps", "1"], ["binary.txt", "decode"]),
     (["train", "--data", "short.txt", "--steps", "1"], ["short.txt", "200"]),
     (["train", "--data", "adir", "--steps", "1"], ["adir"]),
+    (["train", "--data", "corpus.txt", "--seq-len", "1000000", "--steps", "1"],
+     ["--seq-len 1000000 is too long for --data corpus.txt", "(300 characters)", "at most --seq-len 149"]),
+    (["train", "--seq-len", "1000000", "--steps", "1"], ["--seq-len 1000000 applies only with --data"]),
+    (["train", "--resume", "good.safetensors", "--seq-len", "16", "--steps", "1"],
+     ["--seq-len 16 applies only with --data"]),
     (["train", "--out", "adir", "--steps", "1", "--hidden", "8", "--quiet"], ["--out", "directory"]),
     (["train", "--resume", "linear.safetensors", "--steps", "1"], ["linear.safetensors", "CharLM"]),
     (["train", "--resume", "missing.safetensors", "--steps", "1"], ["missing.safetensors"]),

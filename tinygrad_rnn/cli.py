@@ -47,13 +47,20 @@ def _names_data(tokenizer: Any, names: list[str], batch_size: int, seed: int):
     return seqs, train_batches, (x, y)
 
 
-def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
-    """Load the corpus, fit (or reuse) the tokenizer, and build train/validation batches."""
+def _prepare(args: argparse.Namespace, tokenizer: Any = None, seq_len_given: bool = False) -> dict:
+    """Load the corpus, fit (or reuse) the tokenizer, and build train/validation batches.
+
+    ``--seq-len`` given on the command line must fit the text (and is an error for names, which
+    are trained whole); the default (or a resumed run's value) is shortened to fit, with a note.
+    """
     from .data import CharTokenizer, lm_batches
     from .datasets import load_text, names
 
     rng = np.random.default_rng(args.seed)
     if args.data is None:
+        if seq_len_given:
+            raise CLIError(f"--seq-len {args.seq_len} applies only with --data: names are trained whole, "
+                           "one name per sequence; leave it out")
         corpus = names()
         order = rng.permutation(len(corpus))
         n_val = max(1, int(len(corpus) * 0.1))
@@ -73,7 +80,15 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
     ids = tokenizer.encode(text)
     split = int(len(ids) * 0.9)
     train_ids, val_ids = ids[:split], ids[split:]
-    seq_len = min(args.seq_len, max(2, len(val_ids) // 2 - 1))
+    # Each split must hold two chunks of seq_len + 1 ids; the validation split is the shorter.
+    longest = max(1, (min(len(train_ids), len(val_ids)) - 2) // 2)
+    seq_len = min(args.seq_len, longest)
+    if seq_len < args.seq_len:
+        if seq_len_given:
+            raise CLIError(f"--seq-len {args.seq_len} is too long for --data {args.data}: its validation "
+                           f"split ({len(val_ids)} characters) allows at most --seq-len {longest}")
+        print(f"note: --seq-len {args.seq_len} is too long for the {len(val_ids)}-character validation "
+              f"split of {args.data}; using {seq_len}", flush=True)
     for part, name in ((train_ids, "training"), (val_ids, "validation")):
         if len(part) < 2 * seq_len + 2:
             raise CLIError(f"--data {args.data}: the {name} split is too short for --seq-len {args.seq_len}")
@@ -121,6 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if (resumed.metadata.get("config") or {}).get("model") != "CharLM":
             raise CLIError(f"--resume {args.resume}: not a CharLM checkpoint written by 'tinygrad-rnn train'")
     lr_given = args.lr is not None
+    seq_len_given = args.seq_len is not None
     _resolve_options(args, resumed)
     for name in ("hidden", "layers", "embed", "seq_len", "batch_size"):
         if getattr(args, name) < 1:
@@ -150,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = CharLM(**{k: v for k, v in meta["config"].items() if k != "model"})
     else:
         tokenizer = None
-    data = _prepare(args, tokenizer)
+    data = _prepare(args, tokenizer, seq_len_given)
     tokenizer = data["tokenizer"]
     if resumed is None:
         model = CharLM(tokenizer.vocab_size, embed=args.embed, hidden=args.hidden, layers=args.layers,
@@ -434,7 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", type=int, help=f"stacked recurrent layers (default {MODEL_OPTIONS['layers']})")
     train.add_argument("--embed", type=int, help=f"character embedding size (default {MODEL_OPTIONS['embed']})")
     train.add_argument("--seq-len", type=int,
-                       help=f"truncated-BPTT chunk length, --data only (default {RUN_OPTIONS['seq_len']})")
+                       help=f"truncated-BPTT chunk length, --data only (an error without it); at most about "
+                            f"half the validation split, the last 10%% of the text (default "
+                            f"{RUN_OPTIONS['seq_len']}, shortened with a note when the text is too short)")
     train.add_argument("--batch-size", type=int,
                        help=f"sequences per batch (default {RUN_OPTIONS['batch_size']})")
     length = train.add_mutually_exclusive_group()
