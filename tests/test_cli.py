@@ -243,6 +243,13 @@ def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     assert_ok(sampled)
     lines = sampled.stdout.split("\n")
     assert lines[0].startswith("the ")
+    # A text model maps unseen characters to an untrained <unk>: a --prime holding them is refused too.
+    assert_one_line_error(run_cli("sample", "text.safetensors", "--prime", "The", cwd=tmp_path),
+                          "--prime 'The': 'T' not among the characters", "try it in lowercase: --prime 'the'")
+    vocab = tokenizer.vocab_size  # the characters, <eos> and <unk>
+    assert_ok(run_cli("sample", "text.safetensors", "--n", 1, "--top-k", vocab, "--max-len", 5, cwd=tmp_path))
+    assert_one_line_error(run_cli("sample", "text.safetensors", "--top-k", vocab + 1, cwd=tmp_path),
+                          f"vocabulary size {vocab}, got {vocab + 1}")
 
     # Resuming without --data trains on the file the checkpoint names (and, with a larger --seq-len
     # than the text allows, the batch count shrinks so that every stream still holds seq_len + 1 ids).
@@ -501,9 +508,17 @@ ERRORS = [
     (["sample", "good.safetensors", "--temperature", "-1"], ["--temperature"]),
     (["sample", "good.safetensors", "--temperature", "inf"], ["--temperature", "inf"]),
     (["sample", "good.safetensors", "--temperature", "nan"], ["--temperature", "nan"]),
-    (["sample", "good.safetensors", "--top-k", "0"], ["top_k"]),
-    (["sample", "good.safetensors", "--max-len", "-1"], ["max_len"]),
-    (["sample", "good.safetensors", "--prime", "A#"], []),
+    # The user's flags, not generate()'s argument names; the bundled names are lowercase, 27 symbols with <eos>.
+    (["sample", "good.safetensors", "--top-k", "0"], ["--top-k", "between 1 and the model's vocabulary size 27, got 0"]),
+    (["sample", "good.safetensors", "--top-k", "1000"], ["--top-k", "vocabulary size 27, got 1000"]),
+    (["sample", "good.safetensors", "--max-len", "0"], ["--max-len must be >= 1, got 0"]),
+    (["sample", "good.safetensors", "--max-len", "-1"], ["--max-len must be >= 1, got -1"]),
+    (["sample", "good.safetensors", "--prime", "A#"], ["--prime 'A#'", "'#', 'A' not among the characters",
+                                                      "'abcdefghijklmnopqrstuvwxyz'"]),
+    (["sample", "good.safetensors", "--prime", "Jo"], ["--prime 'Jo'", "'J' not among", "--prime 'jo'"]),
+    (["train", "--resume", "good.safetensors", "--data", "corpus.txt", "--steps", "1"],
+     ["--data corpus.txt", "vocabulary of --resume good.safetensors does not cover this text",
+      "'\\n', ' ', '.' not among its 26 characters"]),
     (["graph", "--steps", "0", "--format", "dot"], ["--steps"]),
 ]
 

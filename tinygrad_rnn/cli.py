@@ -77,6 +77,12 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None, seq_len_given: boo
         raise CLIError(f"--data {args.data}: the text has {len(text)} characters; need at least 200")
     if tokenizer is None:
         tokenizer = CharTokenizer(specials=("<eos>",), unknown="unk").fit(text)
+    else:  # resumed: a names model's tokenizer has no <unk> for characters it never saw
+        missing = _unknown_chars(tokenizer, text)
+        if missing:
+            raise CLIError(f"--data {args.data}: the vocabulary of --resume {args.resume} does not cover this "
+                           f"text ({_describe_chars(missing)} not among its {len(tokenizer.chars)} characters "
+                           f"{_vocabulary(tokenizer)}); train a new model on it instead")
     ids = tokenizer.encode(text)
     split = int(len(ids) * 0.9)
     train_ids, val_ids = ids[:split], ids[split:]
@@ -325,6 +331,24 @@ def _check_finite(value: float, option: str, positive: bool = False) -> None:
         raise CLIError(f"{option} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
 
 
+def _unknown_chars(tokenizer: Any, text: str) -> list[str]:
+    """The distinct characters of ``text`` outside the tokenizer's vocabulary, in code-point order."""
+    return sorted(set(text) - set(tokenizer.chars or ()))
+
+
+def _describe_chars(chars: Sequence[str], limit: int = 5) -> str:
+    """``'J', 'Q'`` or, for many, the first ``limit`` of them and a count of the rest."""
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    return shown if len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
+
+
+def _vocabulary(tokenizer: Any, limit: int = 40) -> str:
+    """The tokenizer's characters as one quoted string (``'abc...z'``), cut after ``limit``."""
+    chars = tokenizer.chars or []
+    shown = repr("".join(chars[:limit]))
+    return shown if len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
+
+
 def _tokenizer_from(meta: dict, path: Any) -> Any:
     from .data import CharTokenizer
 
@@ -382,6 +406,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.checkpoint}: invalid model configuration ({exc})") from None
     io.load(args.checkpoint, model=model)
     extra = checkpoint.metadata.get("extra") or {}
+    vocab = tokenizer.vocab_size
+    if args.top_k is not None and not 1 <= args.top_k <= vocab:
+        raise CLIError(f"--top-k must be between 1 and the model's vocabulary size {vocab}, got {args.top_k}")
+    if args.max_len is not None and args.max_len < 1:
+        raise CLIError(f"--max-len must be >= 1, got {args.max_len}")
+    missing = _unknown_chars(tokenizer, args.prime)
+    if missing:  # the model never saw them (a text model would feed it an untrained <unk>)
+        hint = ""
+        if not _unknown_chars(tokenizer, args.prime.lower()):
+            hint = f"; try it in lowercase: --prime {args.prime.lower()!r}"
+        raise CLIError(f"--prime {args.prime!r}: {_describe_chars(missing)} not among the characters the model "
+                       f"was trained on, {_vocabulary(tokenizer)}{hint}")
     max_len = args.max_len if args.max_len is not None else (30 if extra.get("mode", "names") == "names" else 200)
     for i in range(args.n):
         seed = None if args.seed is None else args.seed + i
