@@ -106,7 +106,7 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
     Divergence stops the run: at the first batch whose loss is NaN/inf or above ``max_loss`` (for a
     classifier over V classes, uniform guessing scores ln V; ``tinygrad-rnn train`` stops at 10 ln V),
     or whose gradient norm is NaN/inf, ``fit`` raises :class:`DivergenceError` before the optimizer
-    step, so no parameter ever becomes NaN. ``checkpoint`` is not called then: the last one written
+    step, so a NaN gradient never reaches the parameters. ``checkpoint`` is not called then: the last one written
     holds the last good state.
     """
     if epochs < 1:
