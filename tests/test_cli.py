@@ -183,6 +183,46 @@ def test_resume_in_names_mode_rejects_another_seed(names_run, tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+# ----- divergence -------------------------------------------------------------------------------
+def test_a_diverging_run_stops_with_a_one_line_error_and_writes_no_checkpoint(tmp_path):
+    done = run_cli("train", "--steps", 200, *TINY, "--lr", "1e6", "--out", "div.safetensors", cwd=tmp_path)
+    assert_one_line_error(done, "training diverged at step", "uniform guessing (ln 27 = 3.30)",
+                          "--lr 1e+06", "smaller --lr", "no checkpoint written to div.safetensors")
+    step = int(re.search(r"at step (\d+):", done.stderr).group(1))
+    assert 1 <= step < 200
+    assert "held-out loss" not in done.stdout  # no report, no samples of a diverged model
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_diverging_resume_keeps_the_last_good_checkpoint(names_run, tmp_path):
+    shutil.copy(names_run[0] / "names.safetensors", tmp_path / "names.safetensors")
+    before = (tmp_path / "names.safetensors").read_bytes()
+    done = run_cli("train", "--resume", "names.safetensors", "--steps", 200, "--lr", "1e6", "--quiet",
+                   "--out", "names.safetensors", cwd=tmp_path)
+    assert_one_line_error(done, "training diverged at step", "--lr 1e+06", "names.safetensors left as it was")
+    assert int(re.search(r"at step (\d+):", done.stderr).group(1)) > 5  # counted on from the resumed step
+    assert (tmp_path / "names.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["names.safetensors"]  # no .last either
+
+
+def test_divergence_after_a_checkpoint_names_the_step_it_holds(monkeypatch, tmp_path, capsys):
+    # In process, with fit replaced: it writes the best checkpoint at step 7, then diverges at 8.
+    from tinygrad_rnn import train
+    from tinygrad_rnn.train import DivergenceError, History
+
+    def fit_that_diverges(*args, checkpoint, **kwargs):
+        history = History(steps=7)
+        checkpoint(history)
+        raise DivergenceError(8, float("inf"), None, kwargs["max_loss"], history)
+    monkeypatch.setattr(train, "fit", fit_that_diverges)
+    out = tmp_path / "best.safetensors"
+    assert cli.main(["train", *TINY, "--steps", "10", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"{ERROR_PREFIX} training diverged at step 8: the loss is inf; the learning rate (--lr 0.003) "
+                   f"is likely too high, try a smaller --lr; {out} holds the best model, from step 7")
+    assert tinygrad_rnn.load(out).step == 7
+
+
 # ----- train (text) -----------------------------------------------------------------------------
 def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     write_corpus(tmp_path / "corpus.txt")
@@ -203,6 +243,13 @@ def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     assert_ok(sampled)
     lines = sampled.stdout.split("\n")
     assert lines[0].startswith("the ")
+    # A text model maps unseen characters to an untrained <unk>: a --prime holding them is refused too.
+    assert_one_line_error(run_cli("sample", "text.safetensors", "--prime", "The", cwd=tmp_path),
+                          "--prime 'The': 'T' not among the characters", "try it in lowercase: --prime 'the'")
+    vocab = tokenizer.vocab_size  # the characters, <eos> and <unk>
+    assert_ok(run_cli("sample", "text.safetensors", "--n", 1, "--top-k", vocab, "--max-len", 5, cwd=tmp_path))
+    assert_one_line_error(run_cli("sample", "text.safetensors", "--top-k", vocab + 1, cwd=tmp_path),
+                          f"vocabulary size {vocab}, got {vocab + 1}")
 
     # Resuming without --data trains on the file the checkpoint names (and, with a larger --seq-len
     # than the text allows, the batch count shrinks so that every stream still holds seq_len + 1 ids).
@@ -211,6 +258,19 @@ def test_train_on_a_text_file_then_sample_with_a_prime(tmp_path):
     assert_ok(resumed)
     assert "on corpus.txt (characters" in resumed.stdout
     assert tinygrad_rnn.load(tmp_path / "text.safetensors").step == 7
+
+
+def test_the_default_seq_len_is_shortened_for_a_short_text_with_a_note(tmp_path):
+    write_corpus(tmp_path / "short.txt", n_chars=300)  # a validation split of 30 characters
+    done = run_cli("train", "--data", "short.txt", "--steps", 2, *TINY, "--n", 0, cwd=tmp_path)
+    assert_ok(done)
+    assert done.stdout.splitlines()[0] == ("note: --seq-len 64 is too long for the 30-character validation "
+                                           "split of short.txt; using 14")
+    # The longest chunk that fits is accepted when given explicitly; one more is an error.
+    assert_ok(run_cli("train", "--data", "short.txt", "--steps", 1, *TINY, "--n", 0, "--seq-len", 14,
+                      "--out", "b.safetensors", cwd=tmp_path))
+    assert_one_line_error(run_cli("train", "--data", "short.txt", "--steps", 1, *TINY, "--n", 0,
+                                  "--seq-len", 15, cwd=tmp_path), "at most --seq-len 14")
 
 
 def test_resume_reuses_the_run_options_unless_given(tmp_path):
@@ -396,6 +456,7 @@ def files(tmp_path_factory, names_run):
     (d / "empty.txt").write_bytes(b"")
     (d / "binary.txt").write_bytes(b"hello \xff\xfe\xfd world" * 30)
     (d / "short.txt").write_text("just a few words", encoding="utf-8")
+    write_corpus(d / "corpus.txt")  # 3000 characters: a validation split of 300
     (d / "adir").mkdir()
     (d / "random.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
     tinygrad_rnn.save(d / "linear.safetensors", tinygrad_rnn.nn.Linear(3, 2))
@@ -425,6 +486,11 @@ ERRORS = [
     (["train", "--data", "binary.txt", "--steps", "1"], ["binary.txt", "decode"]),
     (["train", "--data", "short.txt", "--steps", "1"], ["short.txt", "200"]),
     (["train", "--data", "adir", "--steps", "1"], ["adir"]),
+    (["train", "--data", "corpus.txt", "--seq-len", "1000000", "--steps", "1"],
+     ["--seq-len 1000000 is too long for --data corpus.txt", "(300 characters)", "at most --seq-len 149"]),
+    (["train", "--seq-len", "1000000", "--steps", "1"], ["--seq-len 1000000 applies only with --data"]),
+    (["train", "--resume", "good.safetensors", "--seq-len", "16", "--steps", "1"],
+     ["--seq-len 16 applies only with --data"]),
     (["train", "--out", "adir", "--steps", "1", "--hidden", "8", "--quiet"], ["--out", "directory"]),
     (["train", "--resume", "linear.safetensors", "--steps", "1"], ["linear.safetensors", "CharLM"]),
     (["train", "--resume", "missing.safetensors", "--steps", "1"], ["missing.safetensors"]),
@@ -442,9 +508,17 @@ ERRORS = [
     (["sample", "good.safetensors", "--temperature", "-1"], ["--temperature"]),
     (["sample", "good.safetensors", "--temperature", "inf"], ["--temperature", "inf"]),
     (["sample", "good.safetensors", "--temperature", "nan"], ["--temperature", "nan"]),
-    (["sample", "good.safetensors", "--top-k", "0"], ["top_k"]),
-    (["sample", "good.safetensors", "--max-len", "-1"], ["max_len"]),
-    (["sample", "good.safetensors", "--prime", "A#"], []),
+    # The user's flags, not generate()'s argument names; the bundled names are lowercase, 27 symbols with <eos>.
+    (["sample", "good.safetensors", "--top-k", "0"], ["--top-k", "between 1 and the model's vocabulary size 27, got 0"]),
+    (["sample", "good.safetensors", "--top-k", "1000"], ["--top-k", "vocabulary size 27, got 1000"]),
+    (["sample", "good.safetensors", "--max-len", "0"], ["--max-len must be >= 1, got 0"]),
+    (["sample", "good.safetensors", "--max-len", "-1"], ["--max-len must be >= 1, got -1"]),
+    (["sample", "good.safetensors", "--prime", "A#"], ["--prime 'A#'", "'#', 'A' not among the characters",
+                                                      "'abcdefghijklmnopqrstuvwxyz'"]),
+    (["sample", "good.safetensors", "--prime", "Jo"], ["--prime 'Jo'", "'J' not among", "--prime 'jo'"]),
+    (["train", "--resume", "good.safetensors", "--data", "corpus.txt", "--steps", "1"],
+     ["--data corpus.txt", "vocabulary of --resume good.safetensors does not cover this text",
+      "'\\n', ' ', '.' not among its 26 characters"]),
     (["graph", "--steps", "0", "--format", "dot"], ["--steps"]),
 ]
 

@@ -386,3 +386,35 @@ def test_resume_in_fresh_process_is_bitwise_exact(tmp_path):
         for name in a.files:
             assert a[name].dtype == b[name].dtype == np.float32
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_save_into_a_missing_directory_names_the_target_and_creates_nothing(tmp_path):
+    model, _ = trained(steps=1)
+    target = tmp_path / "no" / "such" / "dir" / "ck.safetensors"
+    with pytest.raises(FileNotFoundError) as caught:
+        io.save(target, model)
+    message = str(caught.value)
+    assert str(target) in message and "does not exist" in message
+    assert ".tmp" not in message  # not the temporary file the caller never asked for
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_below_a_file_names_the_target(tmp_path):
+    model, _ = trained(steps=1)
+    (tmp_path / "plain").write_text("x")
+    target = tmp_path / "plain" / "ck.safetensors"
+    with pytest.raises(NotADirectoryError, match="not a directory") as caught:
+        io.save(target, model)
+    assert str(target) in str(caught.value) and ".tmp" not in str(caught.value)
+
+
+def test_save_that_cannot_create_its_temporary_file_names_the_target(tmp_path, monkeypatch):
+    # As in a read-only directory (simulated: root, who runs CI, may write anywhere).
+    model, _ = trained(steps=1)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".ck.safetensors.1.abc.tmp"))
+    monkeypatch.setattr(io.tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError, match="Permission denied") as caught:
+        io.save(tmp_path / "ck.safetensors", model)
+    assert str(tmp_path / "ck.safetensors") in str(caught.value) and ".tmp" not in str(caught.value)

@@ -26,6 +26,8 @@ from tinygrad_rnn.optim import (
     StepLR,
     clip_grad_norm_,
     clip_grad_value_,
+    clip_grads_with_norm_,
+    get_total_norm,
     warmup_cosine,
 )
 
@@ -578,6 +580,54 @@ def test_clip_grad_norm_nonfinite(bad, norm_type):
         assert np.all(np.isnan(params[0].grad))
     else:
         assert np.all(params[0].grad == 0)
+
+
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.0, float("inf")])
+def test_get_total_norm_is_the_norm_of_the_concatenation(norm_type):
+    params = _params_with_grads(seed=21, scale=3.0)
+    grads = [p.grad.astype(np.float32) for p in params] + [None]  # None entries are skipped
+    flat = np.concatenate([g.astype(np.float64).ravel() for g in grads if g is not None])
+    expected = np.max(np.abs(flat)) if math.isinf(norm_type) else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
+    assert get_total_norm(grads, norm_type) == pytest.approx(expected, rel=1e-6)
+    assert get_total_norm(grads[0], norm_type) == pytest.approx(
+        np.max(np.abs(grads[0])) if math.isinf(norm_type) else np.linalg.norm(grads[0].ravel(), ord=norm_type),
+        rel=1e-6)
+    assert get_total_norm([]) == 0.0
+    assert [g.tolist() for g in grads[:-1]] == [p.grad.astype(np.float32).tolist() for p in params]  # untouched
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_get_total_norm_nonfinite_raises_only_when_asked(bad):
+    grads = [np.ones(3), np.array([1.0, bad])]
+    total = get_total_norm(grads)
+    assert math.isnan(total) if np.isnan(bad) else total == math.inf
+    with pytest.raises(RuntimeError, match=r"non-finite \((nan|inf)\)"):
+        get_total_norm(grads, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match="norm_type"):
+        get_total_norm(grads, norm_type=-1)
+
+
+def test_clip_grads_with_norm_scales_by_the_given_norm():
+    params = _params_with_grads(seed=22, scale=5.0)
+    before = [p.grad.copy() for p in params]
+    clip_grads_with_norm_(params, max_norm=1.0, total_norm=10.0)
+    for p, g in zip(params, before):
+        np.testing.assert_allclose(p.grad, g * (1.0 / (10.0 + 1e-6)), rtol=1e-12)
+    clip_grads_with_norm_(params, max_norm=100.0, total_norm=10.0)  # below max_norm: unchanged
+    for p, g in zip(params, before):
+        np.testing.assert_allclose(p.grad, g * (1.0 / (10.0 + 1e-6)), rtol=1e-12)
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grads_with_norm_(params, max_norm=-1.0, total_norm=1.0)
+
+
+def test_clip_grad_norm_with_error_if_nonfinite_leaves_the_grads_untouched():
+    params = _params_with_grads(seed=23)
+    params[1].grad[2] = np.nan
+    before = [p.grad.copy() for p in params]
+    with pytest.raises(RuntimeError, match="error_if_nonfinite=False"):
+        clip_grad_norm_(params, max_norm=1.0, error_if_nonfinite=True)
+    for p, g in zip(params, before):
+        np.testing.assert_array_equal(p.grad, g)
 
 
 def test_clip_grad_norm_rejects_bad_arguments():

@@ -9,10 +9,10 @@ from tinygrad_rnn import manual_seed
 from tinygrad_rnn.data import lm_batches
 from tinygrad_rnn.losses import cross_entropy
 from tinygrad_rnn.models import CharLM, detach_state
-from tinygrad_rnn.nn import Module, Parameter
+from tinygrad_rnn.nn import LSTM, Module, Parameter
 from tinygrad_rnn.optim import SGD, Adam, StepLR
 from tinygrad_rnn.tensor import Tensor
-from tinygrad_rnn.train import History, evaluate, fit
+from tinygrad_rnn.train import DivergenceError, History, evaluate, fit
 
 
 def cyclic_batches(n_batches=4, batch=8, length=6, vocab=3, seed=0):
@@ -372,3 +372,88 @@ def test_a_resumed_fit_saves_only_below_the_best_loss_it_is_given():
     assert saved == [2] and history.best_val_loss == history.val_loss[0] < 1e9
     with pytest.raises(ValueError, match="best_val_loss"):
         fit(model, cross_entropy, Adam(model.parameters()), cyclic_batches(), best_val_loss=float("nan"))
+
+
+
+# ----- divergence -------------------------------------------------------------------------------
+def float_batches(n_batches=3, nan_at=None, seed=0):
+    """(T=4, N=2, 2) float sequences for an LSTM layer; batch ``nan_at`` holds one NaN."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n_batches):
+        x = rng.standard_normal((4, 2, 2)).astype(np.float32)
+        if k == nan_at:
+            x[1, 0, 1] = np.nan
+        out.append((x, None))
+    return out
+
+
+def sum_of_squares(output, y):
+    return (output * output).sum()
+
+
+def test_a_nan_input_stops_fit_before_the_step_and_leaves_every_parameter_finite():
+    manual_seed(0)
+    model = LSTM(2, 3)
+    optimizer = Adam(model.parameters(), lr=0.01)
+    data = [(Tensor(x), y) for x, y in float_batches(n_batches=4, nan_at=2)]
+    seen = []
+    with pytest.raises(DivergenceError, match=r"diverged at step 13: the loss is nan.*learning rate") as caught:
+        fit(model, sum_of_squares, optimizer, data, progress=False, start_step=10,
+            checkpoint=lambda h: seen.append(h.steps))
+    error = caught.value
+    assert error.step == 13 and math.isnan(error.loss) and error.grad_norm is None
+    assert error.history.steps == 12  # two good steps were taken, the diverging one was not
+    assert seen == []  # no checkpoint of the diverged state
+    assert all(np.all(np.isfinite(p.data)) for p in model.parameters())
+    assert all(np.all(np.isfinite(b)) for buf in optimizer.state.values() for b in buf.values()
+               if isinstance(b, np.ndarray))
+    # The parameters are those two clean Adam steps give (the third never ran).
+    manual_seed(0)
+    reference = LSTM(2, 3)
+    fit(reference, sum_of_squares, Adam(reference.parameters(), lr=0.01), data[:2], progress=False)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+class SqrtModel(Module):
+    """output = sqrt(w * x): finite at x = 0, where the gradient of w is inf * 0 = NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = Parameter(np.ones(1, dtype=np.float32))
+
+    def forward(self, x, state=None):
+        return (self.w * Tensor(np.asarray(x, dtype=np.float32))) ** 0.5, state
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_non_finite_gradient_norm_stops_fit_with_the_parameters_untouched(clip):
+    model = SqrtModel()
+    data = [(np.array([4.0]), None), (np.array([0.0]), None), (np.array([4.0]), None)]
+    optimizer = SGD(model.parameters(), lr=0.1)
+    with np.errstate(divide="ignore", invalid="ignore"), \
+            pytest.raises(DivergenceError, match="step 2: the gradient norm is nan"):
+        fit(model, lambda out, y: out.sum(), optimizer, data, clip=clip, progress=False)
+    # One SGD step on sqrt(w * 4) at w = 1 (gradient 1): w = 0.9; the infinite gradient was not applied.
+    assert model.w.data.tolist() == [pytest.approx(0.9)]
+
+
+def test_max_loss_stops_fit_at_the_first_batch_above_it():
+    model = ScalarModel()
+    data = [(np.array([v]), None) for v in (1.0, 2.0, 50.0, 3.0)]
+    with pytest.raises(DivergenceError, match=r"step 3: the loss 50 exceeds max_loss 10") as caught:
+        fit(model, lambda out, y: out.sum(), SGD(model.parameters(), lr=0.0), data, max_loss=10.0,
+            progress=False)
+    assert caught.value.loss == 50.0 and caught.value.max_loss == 10.0
+    history = fit(model, lambda out, y: out.sum(), SGD(model.parameters(), lr=0.0), data[:2], max_loss=10.0,
+                  progress=False)
+    assert history.steps == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "10", True])
+def test_max_loss_must_be_a_positive_number(bad):
+    model = ScalarModel()
+    with pytest.raises(ValueError, match="max_loss"):
+        fit(model, lambda out, y: out.sum(), SGD(model.parameters(), lr=0.0), [(np.array([1.0]), None)],
+            max_loss=bad, progress=False)

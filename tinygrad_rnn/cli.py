@@ -47,13 +47,20 @@ def _names_data(tokenizer: Any, names: list[str], batch_size: int, seed: int):
     return seqs, train_batches, (x, y)
 
 
-def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
-    """Load the corpus, fit (or reuse) the tokenizer, and build train/validation batches."""
+def _prepare(args: argparse.Namespace, tokenizer: Any = None, seq_len_given: bool = False) -> dict:
+    """Load the corpus, fit (or reuse) the tokenizer, and build train/validation batches.
+
+    ``--seq-len`` given on the command line must fit the text (and is an error for names, which
+    are trained whole); the default (or a resumed run's value) is shortened to fit, with a note.
+    """
     from .data import CharTokenizer, lm_batches
     from .datasets import load_text, names
 
     rng = np.random.default_rng(args.seed)
     if args.data is None:
+        if seq_len_given:
+            raise CLIError(f"--seq-len {args.seq_len} applies only with --data: names are trained whole, "
+                           "one name per sequence; leave it out")
         corpus = names()
         order = rng.permutation(len(corpus))
         n_val = max(1, int(len(corpus) * 0.1))
@@ -70,10 +77,24 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None) -> dict:
         raise CLIError(f"--data {args.data}: the text has {len(text)} characters; need at least 200")
     if tokenizer is None:
         tokenizer = CharTokenizer(specials=("<eos>",), unknown="unk").fit(text)
+    else:  # resumed: a names model's tokenizer has no <unk> for characters it never saw
+        missing = _unknown_chars(tokenizer, text)
+        if missing:
+            raise CLIError(f"--data {args.data}: the vocabulary of --resume {args.resume} does not cover this "
+                           f"text ({_describe_chars(missing)} not among its {len(tokenizer.chars)} characters "
+                           f"{_vocabulary(tokenizer)}); train a new model on it instead")
     ids = tokenizer.encode(text)
     split = int(len(ids) * 0.9)
     train_ids, val_ids = ids[:split], ids[split:]
-    seq_len = min(args.seq_len, max(2, len(val_ids) // 2 - 1))
+    # Each split must hold two chunks of seq_len + 1 ids; the validation split is the shorter.
+    longest = max(1, (min(len(train_ids), len(val_ids)) - 2) // 2)
+    seq_len = min(args.seq_len, longest)
+    if seq_len < args.seq_len:
+        if seq_len_given:
+            raise CLIError(f"--seq-len {args.seq_len} is too long for --data {args.data}: its validation "
+                           f"split ({len(val_ids)} characters) allows at most --seq-len {longest}")
+        print(f"note: --seq-len {args.seq_len} is too long for the {len(val_ids)}-character validation "
+              f"split of {args.data}; using {seq_len}", flush=True)
     for part, name in ((train_ids, "training"), (val_ids, "validation")):
         if len(part) < 2 * seq_len + 2:
             raise CLIError(f"--data {args.data}: the {name} split is too short for --seq-len {args.seq_len}")
@@ -113,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .models import CharLM
     from .optim import Adam
     from .random import manual_seed
-    from .train import fit
+    from .train import DivergenceError, fit
 
     resumed = None
     if args.resume is not None:
@@ -121,6 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if (resumed.metadata.get("config") or {}).get("model") != "CharLM":
             raise CLIError(f"--resume {args.resume}: not a CharLM checkpoint written by 'tinygrad-rnn train'")
     lr_given = args.lr is not None
+    seq_len_given = args.seq_len is not None
     _resolve_options(args, resumed)
     for name in ("hidden", "layers", "embed", "seq_len", "batch_size"):
         if getattr(args, name) < 1:
@@ -150,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = CharLM(**{k: v for k, v in meta["config"].items() if k != "model"})
     else:
         tokenizer = None
-    data = _prepare(args, tokenizer)
+    data = _prepare(args, tokenizer, seq_len_given)
     tokenizer = data["tokenizer"]
     if resumed is None:
         model = CharLM(tokenizer.vocab_size, embed=args.embed, hidden=args.hidden, layers=args.layers,
@@ -196,9 +218,13 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({'names' if data['mode'] == 'names' else 'characters'}, vocabulary {tokenizer.vocab_size})",
           flush=True)
     started = time.perf_counter()
-    history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
-                  max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
-                  stateful=data["stateful"], start_step=start_step, best_val_loss=best_before)
+    try:
+        history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
+                      max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
+                      stateful=data["stateful"], start_step=start_step, best_val_loss=best_before,
+                      max_loss=DIVERGENCE_FACTOR * math.log(tokenizer.vocab_size))
+    except DivergenceError as exc:
+        raise CLIError(_divergence_message(exc, args, out, tokenizer.vocab_size, wrote_best)) from None
     seconds = time.perf_counter() - started
     if history.interrupted:
         best = f"best checkpoint {out} left as it was" if out.exists() else f"no checkpoint at {out} yet"
@@ -232,6 +258,31 @@ DEFAULT_STEPS = 3000
 #: extra["options"] (the defaults for checkpoints without them), unless given explicitly.
 MODEL_OPTIONS = {"cell": "lstm", "hidden": 128, "layers": 1, "embed": 32}
 RUN_OPTIONS = {"seq_len": 64, "batch_size": 64, "lr": 3e-3, "clip": 1.0, "seed": 0}
+
+
+#: train stops when a batch's loss exceeds this many times ln V, the loss of uniform guessing over
+#: the V symbols: an untrained model starts near ln V, so such a loss only comes from divergence.
+DIVERGENCE_FACTOR = 10
+
+
+def _divergence_message(exc: Any, args: argparse.Namespace, out: Path, vocab_size: int,
+                        wrote_best: list[int]) -> str:
+    """One line: the step, what went wrong, the likely cause and what happened to --out."""
+    if not math.isfinite(exc.loss):
+        what = f"the loss is {exc.loss}"
+    elif exc.grad_norm is None:
+        what = (f"the loss {exc.loss:.4g} is over {DIVERGENCE_FACTOR}x that of uniform guessing "
+                f"(ln {vocab_size} = {math.log(vocab_size):.2f})")
+    else:
+        what = f"the gradient norm is {exc.grad_norm}"
+    if wrote_best:
+        kept = f"{out} holds the best model, from step {wrote_best[-1]}"
+    elif out.exists():
+        kept = f"{out} left as it was"
+    else:
+        kept = f"no checkpoint written to {out}"
+    return (f"training diverged at step {exc.step}: {what}; the learning rate (--lr {args.lr:g}) is "
+            f"likely too high, try a smaller --lr; {kept}")
 
 
 def _resolve_options(args: argparse.Namespace, resumed: Any = None) -> None:
@@ -278,6 +329,24 @@ def _check_finite(value: float, option: str, positive: bool = False) -> None:
     """Reject inf, nan and negative values (and 0 when ``positive``) of a float option."""
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise CLIError(f"{option} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+
+
+def _unknown_chars(tokenizer: Any, text: str) -> list[str]:
+    """The distinct characters of ``text`` outside the tokenizer's vocabulary, in code-point order."""
+    return sorted(set(text) - set(tokenizer.chars or ()))
+
+
+def _describe_chars(chars: Sequence[str], limit: int = 5) -> str:
+    """``'J', 'Q'`` or, for many, the first ``limit`` of them and a count of the rest."""
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    return shown if len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
+
+
+def _vocabulary(tokenizer: Any, limit: int = 40) -> str:
+    """The tokenizer's characters as one quoted string (``'abc...z'``), cut after ``limit``."""
+    chars = tokenizer.chars or []
+    shown = repr("".join(chars[:limit]))
+    return shown if len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
 
 
 def _tokenizer_from(meta: dict, path: Any) -> Any:
@@ -337,6 +406,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.checkpoint}: invalid model configuration ({exc})") from None
     io.load(args.checkpoint, model=model)
     extra = checkpoint.metadata.get("extra") or {}
+    vocab = tokenizer.vocab_size
+    if args.top_k is not None and not 1 <= args.top_k <= vocab:
+        raise CLIError(f"--top-k must be between 1 and the model's vocabulary size {vocab}, got {args.top_k}")
+    if args.max_len is not None and args.max_len < 1:
+        raise CLIError(f"--max-len must be >= 1, got {args.max_len}")
+    missing = _unknown_chars(tokenizer, args.prime)
+    if missing:  # the model never saw them (a text model would feed it an untrained <unk>)
+        hint = ""
+        if not _unknown_chars(tokenizer, args.prime.lower()):
+            hint = f"; try it in lowercase: --prime {args.prime.lower()!r}"
+        raise CLIError(f"--prime {args.prime!r}: {_describe_chars(missing)} not among the characters the model "
+                       f"was trained on, {_vocabulary(tokenizer)}{hint}")
     max_len = args.max_len if args.max_len is not None else (30 if extra.get("mode", "names") == "names" else 200)
     for i in range(args.n):
         seed = None if args.seed is None else args.seed + i
@@ -405,7 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", type=int, help=f"stacked recurrent layers (default {MODEL_OPTIONS['layers']})")
     train.add_argument("--embed", type=int, help=f"character embedding size (default {MODEL_OPTIONS['embed']})")
     train.add_argument("--seq-len", type=int,
-                       help=f"truncated-BPTT chunk length, --data only (default {RUN_OPTIONS['seq_len']})")
+                       help=f"truncated-BPTT chunk length, --data only (an error without it); at most about "
+                            f"half the validation split, the last 10%% of the text (default "
+                            f"{RUN_OPTIONS['seq_len']}, shortened with a note when the text is too short)")
     train.add_argument("--batch-size", type=int,
                        help=f"sequences per batch (default {RUN_OPTIONS['batch_size']})")
     length = train.add_mutually_exclusive_group()

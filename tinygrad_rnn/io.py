@@ -165,8 +165,17 @@ def _atomic_write(path: Path, blob: bytes) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise IsADirectoryError(f"save: {path} is a directory; give a file path")
+    # Checked here because the OSError of mkstemp below would name the temporary file, which the
+    # caller never asked for, instead of the checkpoint path (as torch.save does, nothing is created).
+    if not directory.is_dir():
+        if directory.exists():
+            raise NotADirectoryError(f"save: cannot write {path}: {directory} is not a directory")
+        raise FileNotFoundError(f"save: cannot write {path}: the directory {directory} does not exist")
     _remove_stale_temps(directory, path.name)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as exc:  # e.g. a read-only directory
+        raise type(exc)(exc.errno, f"save: cannot write {path}: {exc.strerror}") from None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); use the usual mode instead
             os.fchmod(fd, _file_mode(path))

@@ -34,6 +34,8 @@ __all__ = [
     "AdamW",
     "Adagrad",
     "clip_grad_norm_",
+    "clip_grads_with_norm_",
+    "get_total_norm",
     "clip_grad_value_",
     "LRScheduler",
     "StepLR",
@@ -560,6 +562,59 @@ def _grads_of(params: ParameterLike | Iterable[ParameterLike]) -> list[np.ndarra
     return [p.grad for p in items if p.grad is not None]
 
 
+def get_total_norm(
+    tensors: np.ndarray | Iterable[np.ndarray | None],
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
+    """The norm of the concatenation of ``tensors`` (e.g. the gradients); ``None`` entries are skipped.
+
+    total = || concat(tensors) ||_norm_type   (inf: max |g|; 0.0 for no tensors)
+
+    As ``torch.nn.utils.get_total_norm``: ``error_if_nonfinite=True`` raises ``RuntimeError`` for a
+    NaN or infinite total, otherwise it is returned as it is.
+    """
+    norm_type = float(norm_type)
+    if not (norm_type > 0):  # also rejects NaN
+        raise ValueError(f"norm_type must be > 0 or inf, got {norm_type}")
+    arrays = [tensors] if isinstance(tensors, np.ndarray) else [g for g in tensors if g is not None]
+    if not arrays:
+        return 0.0
+    # The norm of the per-tensor norms equals the norm of the concatenation;
+    # accumulate in float64 so float32 grads do not lose precision here.
+    if math.isinf(norm_type):
+        # np.max propagates NaN, so a NaN anywhere makes the total NaN
+        total = float(np.max([np.max(np.abs(g)) if g.size else 0.0 for g in arrays]))
+    else:
+        per_tensor = np.array(
+            [np.sum(np.abs(np.asarray(g, dtype=np.float64)) ** norm_type) for g in arrays], dtype=np.float64
+        )
+        total = float(np.sum(per_tensor) ** (1.0 / norm_type))
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"the total norm of order {norm_type} of the gradients is non-finite ({total}), "
+            "so it cannot be clipped; pass error_if_nonfinite=False to scale by it anyway"
+        )
+    return total
+
+
+def clip_grads_with_norm_(
+    params: ParameterLike | Iterable[ParameterLike], max_norm: float, total_norm: float
+) -> None:
+    """Scale the gradients in place by coef = min(max_norm / (total_norm + 1e-6), 1), given their
+    already computed ``total_norm`` (as ``torch.nn.utils.clip_grads_with_norm_``); a NaN total
+    makes every gradient NaN, an infinite one makes them 0."""
+    max_norm = float(max_norm)
+    if not max_norm >= 0:
+        raise ValueError(f"max_norm must be >= 0, got {max_norm}")
+    coef = max_norm / (float(total_norm) + 1e-6)
+    if not math.isnan(coef):
+        coef = min(coef, 1.0)
+    with np.errstate(invalid="ignore"):  # inf * 0 when the total itself is inf
+        for g in _grads_of(params):
+            g *= coef
+
+
 def clip_grad_norm_(
     params: ParameterLike | Iterable[ParameterLike],
     max_norm: float,
@@ -572,8 +627,9 @@ def clip_grad_norm_(
     coef  = min(max_norm / (total + 1e-6), 1);  g <- g * coef
 
     Returns the total norm *before* clipping (0.0 when there are no grads).
-    As in torch, a NaN/inf total (with ``error_if_nonfinite=False``) still
-    scales the grads by the resulting coefficient (NaN or 0).
+    As in torch, ``error_if_nonfinite`` defaults to False: a NaN/inf total then
+    still scales the grads by the resulting coefficient (NaN or 0); with True it
+    raises ``RuntimeError`` before touching any gradient.
     """
     norm_type = float(norm_type)
     if not (norm_type > 0):  # also rejects NaN
@@ -584,29 +640,8 @@ def clip_grad_norm_(
     grads = _grads_of(params)
     if not grads:
         return 0.0
-
-    # The norm of the per-tensor norms equals the norm of the concatenation;
-    # accumulate in float64 so float32 grads do not lose precision here.
-    if math.isinf(norm_type):
-        # np.max propagates NaN, so a NaN anywhere makes the total NaN
-        total = float(np.max([np.max(np.abs(g)) if g.size else 0.0 for g in grads]))
-    else:
-        per_tensor = np.array(
-            [np.sum(np.abs(g.astype(np.float64)) ** norm_type) for g in grads], dtype=np.float64
-        )
-        total = float(np.sum(per_tensor) ** (1.0 / norm_type))
-
-    if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(
-            f"the total norm of order {norm_type} of the gradients is non-finite ({total}), "
-            "so it cannot be clipped; pass error_if_nonfinite=False to scale by it anyway"
-        )
-    coef = max_norm / (total + 1e-6)
-    if not math.isnan(coef):
-        coef = min(coef, 1.0)
-    with np.errstate(invalid="ignore"):  # inf * 0 when the total itself is inf
-        for g in grads:
-            g *= coef
+    total = get_total_norm(grads, norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(params, max_norm, total)
     return total
 
 

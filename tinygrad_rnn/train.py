@@ -16,10 +16,32 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .models import detach_state
-from .optim import clip_grad_norm_
+from .optim import clip_grads_with_norm_, get_total_norm
 from .tensor import Tensor, no_grad
 
+__all__ = ["History", "DivergenceError", "evaluate", "fit", "as_tensor_batch"]
+
 Batch = tuple[Any, Any]
+
+
+class DivergenceError(FloatingPointError):
+    """Raised by :func:`fit` at the first step whose loss is non-finite (or above ``max_loss``) or
+    whose gradient norm is non-finite. That step is not taken: parameters, optimizer and scheduler
+    are as the previous step left them. ``step`` (counted like ``History.steps``, so the first
+    step of a fresh run is 1), ``loss``, ``grad_norm`` (None when the loss already failed),
+    ``max_loss`` and the run's ``history`` so far are attributes."""
+
+    def __init__(self, step: int, loss: float, grad_norm: float | None, max_loss: float | None,
+                 history: History) -> None:
+        self.step, self.loss, self.grad_norm, self.max_loss, self.history = step, loss, grad_norm, max_loss, history
+        if not math.isfinite(loss):
+            what = f"the loss is {loss}"
+        elif grad_norm is None:
+            what = f"the loss {loss:.4g} exceeds max_loss {max_loss:.4g}"
+        else:
+            what = f"the gradient norm is {grad_norm} (loss {loss:.4g})"
+        super().__init__(f"fit: training diverged at step {step}: {what}; the step was not taken. Likely "
+                         "cause: a learning rate too high (or NaN/inf in the data)")
 
 
 @dataclass
@@ -69,7 +91,7 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         epochs: int = 1, max_steps: int | None = None, clip: float | None = None,
         scheduler: Any = None, checkpoint: Callable[[History], None] | None = None,
         progress: bool = True, stateful: bool = False, metric: Callable | None = None,
-        start_step: int = 0, best_val_loss: float = math.inf) -> History:
+        start_step: int = 0, best_val_loss: float = math.inf, max_loss: float | None = None) -> History:
     """Train for ``epochs`` passes over ``train_data`` (or until ``max_steps`` optimizer steps).
 
     ``train_data``/``val_data``: a re-iterable of ``(x, y)`` batches or a callable returning a
@@ -80,6 +102,12 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
     sees ``history.interrupted == True``: the state is unvalidated, so save it elsewhere than the
     best checkpoint (as ``tinygrad-rnn train`` does). When resuming, pass the run's
     ``start_step`` and its ``best_val_loss`` so that only a better model counts as an improvement.
+
+    Divergence stops the run: at the first batch whose loss is NaN/inf or above ``max_loss`` (for a
+    classifier over V classes, uniform guessing scores ln V; ``tinygrad-rnn train`` stops at 10 ln V),
+    or whose gradient norm is NaN/inf, ``fit`` raises :class:`DivergenceError` before the optimizer
+    step, so a NaN gradient never reaches the parameters. ``checkpoint`` is not called then: the last one written
+    holds the last good state.
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
@@ -87,6 +115,9 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         raise ValueError(f"fit: max_steps must be >= 1, got {max_steps}")
     if clip is not None and not clip > 0:
         raise ValueError(f"fit: clip must be a positive number, got {clip}")
+    if max_loss is not None and (isinstance(max_loss, bool) or not isinstance(max_loss, (int, float))
+                                 or not max_loss > 0):
+        raise ValueError(f"fit: max_loss must be a positive number or None, got {max_loss!r}")
     if not isinstance(best_val_loss, (int, float)) or math.isnan(best_val_loss):
         raise ValueError(f"fit: best_val_loss must be a number (inf for none yet), got {best_val_loss!r}")
     history = History(steps=start_step, best_val_loss=float(best_val_loss))
@@ -111,14 +142,22 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
                 output, new_state = model(x, state)
                 state = detach_state(new_state) if stateful else None
                 loss = loss_fn(output, y)
+                value = float(loss.item())
+                if not math.isfinite(value) or (max_loss is not None and value > max_loss):
+                    bar.close()
+                    raise DivergenceError(history.steps + 1, value, None, max_loss, history)
                 loss.backward()
+                # Checked before the step: one NaN gradient would make every parameter NaN.
+                norm = get_total_norm([p.grad for p in params])
+                if not math.isfinite(norm):
+                    bar.close()
+                    raise DivergenceError(history.steps + 1, value, norm, max_loss, history)
                 if clip is not None:
-                    clip_grad_norm_(params, clip)
+                    clip_grads_with_norm_(params, clip, norm)
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
                 history.steps += 1
-                value = float(loss.item())
                 running += value
                 seen += 1
                 bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
