@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence, Union
 
 import numpy as np
 
+from .engine import effect
+
 __all__ = [
     "Optimizer",
     "SGD",
@@ -161,6 +163,7 @@ class Optimizer(abc.ABC):
             _check_nonneg(group, "weight_decay")
 
     # -- stepping ----------------------------------------------------------
+    @effect  # tinygrad_rnn.compile repeats this call on replay
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop every gradient (``grad = None``) or, if asked, zero it in place."""
         for group in self.param_groups:
@@ -172,6 +175,7 @@ class Optimizer(abc.ABC):
                 else:
                     p.grad[...] = 0
 
+    @effect  # tinygrad_rnn.compile repeats this call on replay
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; return ``closure()`` if given."""
         loss = closure() if closure is not None else None
@@ -598,6 +602,7 @@ def get_total_norm(
     return total
 
 
+@effect  # tinygrad_rnn.compile repeats this call on replay
 def clip_grads_with_norm_(
     params: ParameterLike | Iterable[ParameterLike], max_norm: float, total_norm: float
 ) -> None:
@@ -615,6 +620,7 @@ def clip_grads_with_norm_(
             g *= coef
 
 
+@effect  # tinygrad_rnn.compile repeats this call on replay
 def clip_grad_norm_(
     params: ParameterLike | Iterable[ParameterLike],
     max_norm: float,
@@ -645,6 +651,7 @@ def clip_grad_norm_(
     return total
 
 
+@effect  # tinygrad_rnn.compile repeats this call on replay
 def clip_grad_value_(params: ParameterLike | Iterable[ParameterLike], clip_value: float) -> None:
     """Clamp every gradient element in place to [-clip_value, clip_value]."""
     clip_value = float(clip_value)
@@ -691,6 +698,7 @@ class LRScheduler:
         or override ``lr_at`` as a whole like SequentialLR)."""
         raise TypeError(f"{type(self).__name__} defines neither _lr nor lr_at")
 
+    @effect  # tinygrad_rnn.compile repeats this call on replay
     def step(self) -> None:
         """Advance one epoch and update every group's ``lr``."""
         self.last_epoch += 1

@@ -10,6 +10,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from .. import engine
 from ..tensor import Tensor
 
 
@@ -58,6 +59,9 @@ class Module:
         raise TypeError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tracer = engine.get_tracer()
+        if tracer is not None:  # tinygrad_rnn.compile guards a schedule on every module's .training
+            tracer.on_module(self)
         return self.forward(*args, **kwargs)
 
     # ----- traversal ---------------------------------------------------------------------------

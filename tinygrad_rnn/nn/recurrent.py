@@ -210,7 +210,7 @@ class _RecurrentBase(Module):
 
     def __call__(self, x: Any, hx: Any = None, lengths: Sequence[int] | None = None) -> Any:
         with scope(self.mode.lower()):
-            return self.forward(x, hx, lengths)
+            return super().__call__(x, hx, lengths)
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"

@@ -1,0 +1,312 @@
+"""From a schedule to a program, and the small passes that make the program fast.
+
+:func:`lower` writes the schedule as a flat list of statements over named variables: values
+``v<slot>``, backward functions ``b<step>``, gradients ``g<k>_<slot>`` (of the k-th ``backward()``)
+and the results of backward functions ``r<k>_<step>``. The backward walk is unrolled in the
+order the eager walk visited the nodes, so a replay needs no graph, no topological sort and no
+per-node bookkeeping. Each pass is one function over that list:
+
+- :func:`batch_weight_gradients`: a weight used at every time step (``h @ W_hhᵀ``) receives T
+  pieces ``aₜᵀ gₜ``; their sum is one GEMM over the stacked operands, ``[a₁; …; a_T]ᵀ [g₁; …; g_T]``.
+- :func:`accumulate_in_place`: a gradient with several contributions is summed into a buffer the
+  program owns, in place from the third contribution on (the first may be someone else's array).
+- :func:`free_dead_values`: each variable is dropped right after its last use (liveness), so a
+  replay holds only what backward functions still need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..ops import addmm, matmul
+from .trace import BackwardStep, EffectStep, OpStep, Schedule
+
+__all__ = [
+    "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
+    "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
+    "optimize",
+]
+
+
+# ----- statements ---------------------------------------------------------------------------------
+@dataclass
+class Read:
+    """``var = input[position]`` or ``var = externals[position].data``."""
+    var: str
+    kind: str
+    position: int
+
+
+@dataclass
+class Run:
+    """``outs, closure = forward(*ins, ...)`` for op step ``step``."""
+    step: int
+    ins: list[str]
+    outs: list[str]
+    closure: str | None
+    needs: tuple | None
+
+
+@dataclass
+class CallEffect:
+    step: int
+
+
+@dataclass
+class Backprop:
+    """``result = closure(*grads)``; a grad given as ``(shape, dtype)`` is zeros."""
+    closure: str
+    grads: list
+    result: str
+
+
+@dataclass
+class Accumulate:
+    """``dest (+)= source``: ``("grad", k, step, j)`` is input j's gradient from ``r<k>_<step>``,
+    ``("seed", array)`` a root's seed."""
+    dest: str
+    source: tuple
+    shape: tuple
+    dtype: np.dtype
+    label: str
+    mode: str = "assign"   # "assign", "add" (a new array) or "iadd" (in place, into an owned one)
+
+
+@dataclass
+class WeightGemm:
+    """``dest (+)= concat(a)ᵀ concat(g)``: a weight's per-step gradients as one product."""
+    dest: str
+    a_vars: list[str]
+    g_vars: list[str]
+    shape: tuple
+    dtype: np.dtype
+    mode: str = "assign"
+
+
+@dataclass
+class StoreGrad:
+    """Add ``var`` into ``.grad`` of a leaf (an external or an input tensor), as backward does."""
+    kind: str
+    position: int
+    var: str
+    fresh: bool = False    # the program made this array: .grad may take it without a copy
+
+
+@dataclass
+class Free:
+    vars: list[str]
+
+
+@dataclass
+class Program:
+    statements: list
+    outputs: list[str]                      # the variables the result is built from
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def reads(s: Any) -> list[str]:
+    if isinstance(s, Run):
+        return s.ins
+    if isinstance(s, Backprop):
+        return [s.closure] + [g for g in s.grads if isinstance(g, str)]
+    if isinstance(s, Accumulate):
+        src = [f"r{s.source[1]}_{s.source[2]}"] if s.source[0] == "grad" else []
+        return src + ([s.dest] if s.mode != "assign" else [])
+    if isinstance(s, WeightGemm):
+        return s.a_vars + s.g_vars + ([s.dest] if s.mode != "assign" else [])
+    if isinstance(s, StoreGrad):
+        return [s.var]
+    return []
+
+
+def writes(s: Any) -> list[str]:
+    if isinstance(s, Read):
+        return [s.var]
+    if isinstance(s, Run):
+        return s.outs + ([s.closure] if s.closure else [])
+    if isinstance(s, Backprop):
+        return [s.result]
+    if isinstance(s, (Accumulate, WeightGemm)):
+        return [s.dest]
+    return []
+
+
+# ----- lowering -----------------------------------------------------------------------------------
+def lower(schedule: Schedule) -> Program:
+    """The schedule as statements; the backward walks unrolled."""
+    statements: list = []
+    read: set[int] = set()
+    slots = schedule.slots
+
+    def value(slot: int) -> str:
+        info = slots[slot]
+        if info.kind != "op" and slot not in read:
+            read.add(slot)
+            statements.append(Read(f"v{slot}", info.kind, info.source))
+        return f"v{slot}"
+
+    backward_count = 0
+    for index, step in enumerate(schedule.steps):
+        if isinstance(step, OpStep):
+            ins = [value(s) for s in step.inputs]
+            statements.append(Run(index, ins, [f"v{o}" for o in step.outputs],
+                                  f"b{index}" if step.has_node else None, step.needs))
+        elif isinstance(step, EffectStep):
+            statements.append(CallEffect(index))
+        elif isinstance(step, BackwardStep):
+            _lower_backward(schedule, step, backward_count, statements)
+            backward_count += 1
+    outputs = [value(s) for s in _output_slots(schedule.outputs)]
+    labels = {f"v{s.index}": s.label for s in slots}
+    return Program(statements, outputs, labels)
+
+
+def _lower_backward(schedule: Schedule, step: BackwardStep, k: int, statements: list) -> None:
+    slots, steps = schedule.slots, schedule.steps
+    defined: set[str] = set()
+    leaves: dict[int, None] = {}
+
+    def grad(slot: int) -> str:
+        return f"g{k}_{slot}"
+
+    for root, seed in zip(step.roots, step.seeds):
+        info = slots[root]
+        statements.append(Accumulate(grad(root), ("seed", seed), info.shape, info.dtype, info.label))
+        defined.add(grad(root))
+        if info.kind != "op":
+            leaves[root] = None
+    for op_index, inputs in step.nodes:
+        op = steps[op_index]
+        if not any(grad(o) in defined for o in op.outputs):
+            continue  # no gradient reaches this node (as in the eager walk)
+        grads = [grad(o) if grad(o) in defined else (slots[o].shape, slots[o].dtype) for o in op.outputs]
+        result = f"r{k}_{op_index}"
+        statements.append(Backprop(f"b{op_index}", grads, result))
+        for j, (slot, requires_grad, is_leaf) in enumerate(inputs):
+            if not requires_grad:
+                continue
+            info = slots[slot]
+            statements.append(Accumulate(grad(slot), ("grad", k, op_index, j), info.shape,
+                                         info.dtype, f"{op.name} (input {j})"))
+            defined.add(grad(slot))
+            if is_leaf:
+                leaves[slot] = None
+    for slot in leaves:
+        statements.append(StoreGrad(slots[slot].kind, slots[slot].source, grad(slot)))
+
+
+def _output_slots(structure: Any) -> list[int]:
+    found: list[int] = []
+    stack = [structure]
+    while stack:
+        item = stack.pop()
+        if item is None:
+            continue
+        kind, content = item
+        if kind == "tensor":
+            found.append(content)
+        elif kind == "dict":
+            stack.extend(content.values())
+        else:
+            stack.extend(content)
+    return found
+
+
+# ----- passes -------------------------------------------------------------------------------------
+def batch_weight_gradients(program: Program, schedule: Schedule) -> Program:
+    """Replace the pieces ``aᵀ g`` that 2-D products (``addmm``'s b, ``matmul``'s b) send to one
+    weight by a single :class:`WeightGemm`; their products stop computing that gradient."""
+    steps, slots = schedule.steps, schedule.slots
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(program.statements):
+        if not isinstance(s, Accumulate) or s.source[0] != "grad":
+            continue
+        op = steps[s.source[2]]
+        j = s.source[3]
+        a_index = {addmm.forward: 1, matmul.forward: 0}.get(op.forward)
+        if a_index is None or j != a_index + 1:
+            continue
+        a, b = op.inputs[a_index], op.inputs[j]
+        if len(slots[a].shape) == 2 and len(slots[b].shape) == 2:
+            groups.setdefault(s.dest, []).append(i)
+    runs = {s.step: s for s in program.statements if isinstance(s, Run)}
+    replaced: dict[int, WeightGemm | None] = {}
+    for dest, members in groups.items():
+        if len(members) < 2:
+            continue
+        a_vars, g_vars = [], []
+        for i in members:
+            s = program.statements[i]
+            k, op_index, j = s.source[1], s.source[2], s.source[3]
+            op = steps[op_index]
+            a_vars.append(f"v{op.inputs[j - 1]}")
+            g_vars.append(f"g{k}_{op.outputs[0]}")
+            run = runs[op_index]
+            needs = list(run.needs)
+            needs[j] = False  # the product no longer computes aᵀ g itself
+            run.needs = tuple(needs)
+            replaced[i] = None
+        first = program.statements[members[0]]
+        replaced[members[-1]] = WeightGemm(dest, a_vars, g_vars, first.shape, first.dtype)
+    if replaced:
+        statements = []
+        for i, s in enumerate(program.statements):
+            if i not in replaced:
+                statements.append(s)
+            elif replaced[i] is not None:
+                statements.append(replaced[i])
+        program.statements = statements
+    return program
+
+
+def accumulate_in_place(program: Program) -> Program:
+    """Choose how each gradient contribution is added: the first is taken as it is, the second
+    makes a new array (the first may belong to someone else), later ones add in place into that
+    array, which the program owns; a leaf's ``.grad`` takes an owned array without a copy."""
+    count: dict[str, int] = {}
+    owned: dict[str, bool] = {}
+    for s in program.statements:
+        if isinstance(s, (Accumulate, WeightGemm)):
+            c = count.get(s.dest, 0)
+            if c == 0:
+                s.mode = "assign"
+                owned[s.dest] = isinstance(s, WeightGemm)
+            else:
+                s.mode = "iadd" if owned[s.dest] else "add"
+                owned[s.dest] = True
+            count[s.dest] = c + 1
+        elif isinstance(s, StoreGrad):
+            s.fresh = owned.get(s.var, False)
+    return program
+
+
+def free_dead_values(program: Program) -> Program:
+    """Insert :class:`Free` after the last statement that uses each variable (the result's
+    variables are kept)."""
+    keep = set(program.outputs)
+    last: dict[str, int] = {}
+    for i, s in enumerate(program.statements):
+        for v in writes(s):
+            last[v] = i
+        for v in reads(s):
+            last[v] = i
+    dying: dict[int, list[str]] = {}
+    for v, i in last.items():
+        if v not in keep:
+            dying.setdefault(i, []).append(v)
+    statements = []
+    for i, s in enumerate(program.statements):
+        statements.append(s)
+        if i in dying:
+            statements.append(Free(sorted(dying[i])))
+    program.statements = statements
+    return program
+
+
+def optimize(schedule: Schedule, free: bool = True) -> Program:
+    """Lower the schedule and run the passes (without liveness when ``free`` is False, so a
+    checking replay can compare every value)."""
+    program = accumulate_in_place(batch_weight_gradients(lower(schedule), schedule))
+    return free_dead_values(program) if free else program

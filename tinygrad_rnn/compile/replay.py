@@ -1,0 +1,177 @@
+"""Running a program: it is written out as straight-line Python over a register list and
+compiled once, so a replay is one call per op and per backward function, with nothing else in
+between. ``Replay.source`` is that code, readable (each line says which op and scope it is).
+"""
+from __future__ import annotations
+
+import linecache
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from ..engine import unbroadcast
+from .passes import (
+    Accumulate, Backprop, CallEffect, Free, Program, Read, Run, StoreGrad, WeightGemm,
+)
+from .trace import CompileError, EffectStep, OpStep, Schedule
+
+__all__ = ["Replay"]
+
+CHUNK = 2000  # statements per generated function: CPython compiles huge functions slowly
+
+
+def fit(g: Any, shape: tuple, dtype: np.dtype, label: str) -> np.ndarray:
+    """A gradient as its tensor needs it: summed back over broadcast axes, in its dtype."""
+    if g is None:
+        raise CompileError(f"op {label} returned no gradient for an input that requires one; "
+                           "a compiled backward needs an array there (zeros if nothing flows)")
+    if type(g) is not np.ndarray:
+        g = np.asarray(g)
+    if g.shape != shape:
+        g = unbroadcast(g, shape)
+    if g.dtype != dtype:
+        g = g.astype(dtype)
+    return g
+
+
+def weight_gemm(a: list, g: list) -> np.ndarray:
+    """Σₜ aₜᵀ gₜ as one product of the stacked operands."""
+    return np.concatenate(a).T @ np.concatenate(g)
+
+
+def store_grad(t: Any, g: np.ndarray, fresh: bool) -> None:
+    """``t.grad += g`` as ``backward()`` does it (a copy unless the array is the program's own)."""
+    g = np.asarray(g)
+    if t.grad is None:
+        t.grad = g if fresh else g.copy()
+    else:
+        t.grad += g
+
+
+def _literal(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, tuple):
+        return all(_literal(v) for v in value)
+    return False
+
+
+class Replay:
+    """A program compiled to Python: ``run(inputs, input_tensors)`` returns the output arrays."""
+
+    def __init__(self, program: Program, schedule: Schedule, name: str = "step"):
+        self.schedule = schedule
+        self.registers: dict[str, int] = {}
+        self.globals: dict[str, Any] = {"fit": fit, "weight_gemm": weight_gemm,
+                                        "store_grad": store_grad, "zeros": np.zeros,
+                                        "asarray": np.asarray}
+        self._names: dict[int, str] = {}
+        lines = [self._line(s) for s in program.statements]
+        chunks = [lines[i:i + CHUNK] for i in range(0, len(lines), CHUNK)] or [[]]
+        source = []
+        for c, body in enumerate(chunks):
+            source.append(f"def chunk{c}(R, E, I, IT):")
+            source.extend("    " + line for line in body)
+            source.append("    pass")
+        self.source = "\n".join(source) + "\n"
+        filename = f"<tinygrad_rnn.compile {name} {id(self):x}>"
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        exec(compile(self.source, filename, "exec"), self.globals)  # noqa: S102 - our own code
+        self.chunks: list[Callable] = [self.globals[f"chunk{c}"] for c in range(len(chunks))]
+        self.output_registers = [self._reg(v) for v in program.outputs]
+        self.size = len(self.registers)
+
+    # ----- code generation ------------------------------------------------------------------------
+    def _reg(self, var: str) -> str:
+        index = self.registers.get(var)
+        if index is None:
+            index = self.registers[var] = len(self.registers)
+        return f"R[{index}]"
+
+    def _const(self, value: Any, hint: str) -> str:
+        """A name in the generated code's globals bound to ``value`` (functions, arrays, ...)."""
+        key = id(value)
+        name = self._names.get(key)
+        if name is None:
+            name = f"{hint}{len(self._names)}"
+            self._names[key] = name
+            self.globals[name] = value
+            self.globals.setdefault("_keep", []).append(value)  # ids stay valid while we hold it
+        return name
+
+    def _arg(self, value: Any) -> str:
+        return repr(value) if _literal(value) else self._const(value, "K")
+
+    def _line(self, s: Any) -> str:
+        schedule = self.schedule
+        if isinstance(s, Read):
+            source = f"I[{s.position}]" if s.kind == "input" else f"E[{s.position}].data"
+            return f"{self._reg(s.var)} = {source}"
+        if isinstance(s, Run):
+            step: OpStep = schedule.steps[s.step]
+            args = [self._reg(v) for v in s.ins] + [self._arg(a) for a in step.args]
+            args += [f"{k}={self._arg(v)}" for k, v in step.kwargs.items()]
+            if s.needs is not None:
+                args.append(f"needs={s.needs!r}")
+            outs = [self._reg(v) for v in s.outs]
+            target = f"({', '.join(outs)},)" if step.many else outs[0]
+            closure = self._reg(s.closure) if s.closure else "_"
+            fn = self._const(step.forward, f"{step.name}_")
+            where = schedule.slots[step.outputs[0]].label if step.outputs else step.name
+            return f"{target}, {closure} = {fn}({', '.join(args)})  # {where}"
+        if isinstance(s, CallEffect):
+            step: EffectStep = schedule.steps[s.step]
+            fn = self._const(step.fn, "effect")
+            args = self._const(step.args, "A")
+            kwargs = self._const(step.kwargs, "KW")
+            return f"{fn}(*{args}, **{kwargs})  # {getattr(step.fn, '__qualname__', 'effect')}"
+        if isinstance(s, Backprop):
+            grads = [self._reg(g) if isinstance(g, str) else f"zeros({g[0]!r}, {self._const(g[1], 'D')})"
+                     for g in s.grads]
+            return f"{self._reg(s.result)} = {self._reg(s.closure)}({', '.join(grads)})"
+        if isinstance(s, Accumulate):
+            if s.source[0] == "seed":
+                value = self._const(s.source[1], "SEED")
+            else:
+                k, step_index, j = s.source[1:]
+                value = (f"fit({self._reg(f'r{k}_{step_index}')}[{j}], {s.shape!r}, "
+                         f"{self._const(s.dtype, 'D')}, {s.label!r})")
+            return self._combine(s.dest, value, s.mode, s.shape)
+        if isinstance(s, WeightGemm):
+            value = (f"weight_gemm([{', '.join(self._reg(v) for v in s.a_vars)}], "
+                     f"[{', '.join(self._reg(v) for v in s.g_vars)}])")
+            return self._combine(s.dest, value, s.mode, s.shape)
+        if isinstance(s, StoreGrad):
+            target = f"IT[{s.position}]" if s.kind == "input" else f"E[{s.position}]"
+            return f"store_grad({target}, {self._reg(s.var)}, {s.fresh})"
+        if isinstance(s, Free):
+            return " = ".join(self._reg(v) for v in s.vars) + " = None"
+        raise TypeError(f"unknown statement {s!r}")
+
+    def _combine(self, dest: str, value: str, mode: str, shape: tuple) -> str:
+        d = self._reg(dest)
+        if mode == "assign":
+            return f"{d} = {value}"
+        if mode == "add":
+            # NumPy returns a scalar for 0-d sums; gradients stay arrays
+            return f"{d} = asarray({d} + {value})" if shape == () else f"{d} = {d} + {value}"
+        return f"{d} += {value}"
+
+    # ----- running --------------------------------------------------------------------------------
+    def run(self, inputs: list, input_tensors: list) -> list:
+        """Run the program on new input arrays; returns the registers of the result's values."""
+        registers = [None] * self.size
+        externals = self.schedule.externals
+        for chunk in self.chunks:
+            chunk(registers, externals, inputs, input_tensors)
+        return [registers[int(r[2:-1])] for r in self.output_registers]
+
+    def run_keeping_all(self, inputs: list, input_tensors: list) -> dict[str, Any]:
+        """Run and return every variable by name (for a program built without liveness)."""
+        registers = [None] * self.size
+        for chunk in self.chunks:
+            chunk(registers, self.schedule.externals, inputs, input_tensors)
+        return {var: registers[i] for var, i in self.registers.items()}
