@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from tinygrad_rnn import analytic, nn, ops
+from tinygrad_rnn.compile import compile as compile_fn
 from tinygrad_rnn.tensor import Tensor
 from workloads import Problem
 
@@ -62,14 +63,17 @@ class _EngineModel(nn.Module):
         self.load_state_dict(problem.weights)
 
     def loss(self, problem: Problem) -> Tensor:
-        task = problem.workload.task
-        x = self.embedding(problem.inputs) if task == "charlm" else Tensor(problem.inputs)
+        return self.loss_of(problem.workload.task, problem.inputs, problem.targets)
+
+    def loss_of(self, task: str, inputs, targets) -> Tensor:
+        x = self.embedding(inputs) if task == "charlm" else (
+            inputs if isinstance(inputs, Tensor) else Tensor(inputs))
         out, state = self.rnn(x)
         if task == "charlm":
-            return engine_cross_entropy(self.head(out), problem.targets)
+            return engine_cross_entropy(self.head(out), targets)
         if task == "regression":
             h_n = state[0] if isinstance(state, tuple) else state
-            diff = self.head(h_n[0]) - Tensor(problem.targets)
+            diff = self.head(h_n[0]) - targets
             return (diff * diff).mean()
         return (out * out).mean()
 
@@ -177,4 +181,27 @@ class AnalyticImpl(Implementation):
         return loss, grads
 
 
-NUMPY_IMPLEMENTATIONS = {"engine": EngineImpl, "analytic": AnalyticImpl}
+class CompiledImpl(EngineImpl):
+    """The same engine model inside ``tinygrad_rnn.compile``: the step (forward, loss, backward)
+    is traced on the first call and replayed afterwards; inputs and targets are its arguments."""
+
+    name = "compiled"
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem)
+        task = problem.workload.task
+
+        def train_step(inputs, targets):
+            loss = self.model.loss_of(task, inputs, targets)
+            loss.backward()
+            return loss
+        self._compiled = compile_fn(train_step)
+
+    def _run(self) -> Tensor:
+        for _, p in self.params:
+            p.grad = None
+        targets = self.problem.targets
+        return self._compiled(self.problem.inputs, targets if targets is not None else 0)
+
+
+NUMPY_IMPLEMENTATIONS = {"engine": EngineImpl, "compiled": CompiledImpl, "analytic": AnalyticImpl}

@@ -45,7 +45,7 @@ try:
 except ImportError:
     threadpoolctl = None
 
-ALL_IMPLEMENTATIONS = ("engine", "analytic", "torch-fused", "torch-composed")
+ALL_IMPLEMENTATIONS = ("engine", "compiled", "analytic", "torch-fused", "torch-composed")
 REFERENCES = ("analytic", "torch-fused", "torch-composed")  # the ratio columns
 NA = "n/a"
 
