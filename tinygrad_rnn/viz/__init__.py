@@ -40,7 +40,7 @@ from .gradient_flow import gradient_flow, step_grad_norms
 from .html_writer import HTMLGraph, to_html
 from .plotting import plot_gradient_flow
 from .render import (
-    DOT_MAX_CLUSTERS, DOT_MAX_NODES, INSTALL_HINT, GraphTooLargeForDot, GraphvizNotFound, render,
+    DOT_MAX_NODES, DOT_MAX_STEP_BOXES, INSTALL_HINT, GraphTooLargeForDot, GraphvizNotFound, render,
 )
 from .stats import graph_stats, retain_grads
 from .style import STYLES
@@ -48,7 +48,7 @@ from .svg_writer import SVGGraph, to_svg
 from .unrolled import UnrolledLayout, layout_unrolled
 
 __all__ = [
-    "DOT_MAX_CLUSTERS", "DOT_MAX_NODES", "GraphTooLargeForDot", "GraphvizNotFound", "HTMLGraph",
+    "DOT_MAX_NODES", "DOT_MAX_STEP_BOXES", "GraphTooLargeForDot", "GraphvizNotFound", "HTMLGraph",
     "INSTALL_HINT", "RANKDIRS", "STYLES", "SVGGraph", "UnrolledLayout", "gradient_flow",
     "graph_stats", "layout_unrolled", "plot_gradient_flow", "render", "retain_grads",
     "step_grad_norms", "to_dot", "to_html", "to_svg",

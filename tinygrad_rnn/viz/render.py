@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DOT_MAX_CLUSTERS", "DOT_MAX_NODES", "GraphTooLargeForDot", "GraphvizNotFound", "INSTALL_HINT",
-    "dot_size", "render", "write_text_atomic",
+    "DOT_MAX_NODES", "DOT_MAX_STEP_BOXES", "GraphTooLargeForDot", "GraphvizNotFound", "INSTALL_HINT",
+    "dot_size", "dot_too_large", "render", "write_text_atomic",
 ]
 
 INSTALL_HINT = (
@@ -20,14 +20,15 @@ INSTALL_HINT = (
     "macOS `brew install graphviz`, conda `conda install -c conda-forge graphviz`, Windows "
     "`winget install graphviz`; then check that `dot -V` runs."
 )
-# Measured with dot 2.43 on 2 cores (benchmarks/viz_render_times.py): an unrolled LSTM of 10
-# steps (about 170 nodes, 14 clusters) lays out in 0.4 s, 20 steps in about 19 s; collapsed
-# steps slow down past a few dozen nodes in one cluster. Above either limit `render` refuses.
-DOT_MAX_NODES = 250
-DOT_MAX_CLUSTERS = 30
+# Measured with dot 2.43 on 2 cores (benchmarks/viz_render_times.py): an unrolled LSTM of 60
+# steps drawn op by op (981 nodes) lays out in 1.2 s, but collapsed steps (one box3d node per
+# step, edges labelled x count) take 0.7 s at 30 steps, 3.9 s at 40, 9.5 s at 50 and over 30 s
+# at 100. Above either limit `render` refuses and points to the linear-in-T layout.
+DOT_MAX_NODES = 1000
+DOT_MAX_STEP_BOXES = 30
 
 _NODE_LINE = re.compile(r"^\s*(?!legend_)\w+ \[", re.M)
-_CLUSTER_LINE = re.compile(r"^\s*subgraph cluster_(?!legend)", re.M)
+_STEP_BOX_LINE = re.compile(r"^\s*s\d+ \[", re.M)
 
 
 class GraphvizNotFound(RuntimeError):
@@ -47,6 +48,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -54,9 +56,22 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def dot_size(source: str) -> tuple[int, int]:
-    """(nodes, clusters) declared in DOT text written by ``to_dot``, the legend not counted."""
-    return len(_NODE_LINE.findall(source)), len(_CLUSTER_LINE.findall(source))
+    """(nodes, collapsed step boxes) declared in DOT text written by ``to_dot``, the legend not
+    counted."""
+    return len(_NODE_LINE.findall(source)), len(_STEP_BOX_LINE.findall(source))
+
+
+def dot_too_large(source: str) -> bool:
+    """Whether Graphviz's ``dot`` would take more than a few seconds on ``source``."""
+    nodes, boxes = dot_size(source)
+    return nodes > DOT_MAX_NODES or boxes > DOT_MAX_STEP_BOXES
 
 
 def render(dot_or_roots: Any, path: str | Path, format: str = "svg",  # noqa: A002 - graphviz's name
@@ -67,7 +82,8 @@ def render(dot_or_roots: Any, path: str | Path, format: str = "svg",  # noqa: A0
     gets the ``.<format>`` suffix if it lacks it. Raises :class:`GraphvizNotFound` (after writing
     the ``.dot`` file) when ``dot`` is not installed, and :class:`GraphTooLargeForDot` (a
     ``ValueError``, also after writing the ``.dot`` file) when the graph has more than
-    ``DOT_MAX_NODES`` nodes or ``DOT_MAX_CLUSTERS`` clusters, where ``dot`` would take minutes:
+    ``DOT_MAX_NODES`` nodes or ``DOT_MAX_STEP_BOXES`` collapsed steps, where ``dot`` would take
+    minutes:
     use ``viz.to_svg`` (linear in the number of steps) or pass ``check_size=False``.
     Returns the written output path.
     """
@@ -85,12 +101,12 @@ def render(dot_or_roots: Any, path: str | Path, format: str = "svg",  # noqa: A0
     if suffix in (".dot", ".gv"):
         return write_text_atomic(out, source)
     dot_path = write_text_atomic(out.with_suffix(".dot"), source)
-    nodes, clusters = dot_size(source)
-    if check_size and (nodes > DOT_MAX_NODES or clusters > DOT_MAX_CLUSTERS):
+    if check_size and dot_too_large(source):
+        nodes, boxes = dot_size(source)
         raise GraphTooLargeForDot(
-            f"render: the graph has {nodes} nodes and {clusters} clusters, more than Graphviz's "
-            f"global layout handles quickly (limits {DOT_MAX_NODES} nodes, {DOT_MAX_CLUSTERS} "
-            f"clusters; `dot` would take minutes). Use the linear-in-T layout instead: "
+            f"render: the graph has {nodes} nodes ({boxes} collapsed steps), more than Graphviz's "
+            f"global layout handles quickly (limits {DOT_MAX_NODES} nodes, {DOT_MAX_STEP_BOXES} "
+            f"collapsed steps; `dot` would take minutes). Use the linear-in-T layout instead: "
             f"viz.to_svg(...).save(path) or `tinygrad-rnn graph` (it picks that layout itself); "
             f"or pass check_size=False to wait for dot. The DOT source is in {dot_path}."
         )
