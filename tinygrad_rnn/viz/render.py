@@ -20,7 +20,7 @@ INSTALL_HINT = (
     "macOS `brew install graphviz`, conda `conda install -c conda-forge graphviz`, Windows "
     "`winget install graphviz`; then check that `dot -V` runs."
 )
-# Measured with dot 2.43 on 2 cores (benchmarks/viz_render_times.py): an unrolled LSTM of 60
+# Measured with dot 2.43 on 2 cores (scripts/viz_render_times.py): an unrolled LSTM of 60
 # steps drawn op by op (981 nodes) lays out in 1.2 s, but collapsed steps (one box3d node per
 # step, edges labelled x count) take 0.7 s at 30 steps, 3.9 s at 40, 9.5 s at 50 and over 30 s
 # at 100. Above either limit `render` refuses and points to the linear-in-T layout.
