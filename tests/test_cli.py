@@ -643,3 +643,23 @@ def test_ctrl_c_never_overwrites_the_best_checkpoint(tmp_path):
                       "--out", "more.safetensors", cwd=tmp_path)
     assert_ok(resumed)
     assert tinygrad_rnn.load(tmp_path / "more.safetensors").step == interrupted_at + 2
+
+
+def test_graph_long_sequences_use_the_linear_layout_and_say_so(tmp_path):
+    done = run_cli("graph", "--steps", 100, "-o", "long.svg", cwd=tmp_path)
+    assert_ok(done)
+    assert "linear-in-T layout" in done.stdout and "--layout dot" in done.stdout
+    svg = (tmp_path / "long.svg").read_text()
+    assert svg.count('class="cluster step"') == 100 and svg.rstrip().endswith("</svg>")
+    small = run_cli("graph", "--steps", 3, "--format", "svg", "-o", "small.svg", cwd=tmp_path)
+    assert_ok(small)
+    assert "Graphviz dot layout" in small.stdout and "note:" not in small.stdout
+
+
+def test_graph_html_writes_the_viewer(tmp_path):
+    done = run_cli("graph", "--cell", "gru", "--steps", 5, "--layers", 2, "--bidirectional",
+                   "--format", "html", "-o", "v.html", cwd=tmp_path)
+    assert_ok(done)
+    page = (tmp_path / "v.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('class="cluster step"') == 20
+    assert 'class="strip-chart"' in page

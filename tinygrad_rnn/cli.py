@@ -431,32 +431,54 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from .nn import GRU, LSTM, RNN
     from .random import manual_seed
     from .tensor import Tensor
+    from .viz.render import dot_too_large
 
-    if args.steps < 1 or args.hidden < 1:
-        raise CLIError(f"--steps and --hidden must be >= 1, got {args.steps} and {args.hidden}")
+    if args.steps < 1 or args.hidden < 1 or args.layers < 1:
+        raise CLIError(f"--steps, --hidden and --layers must be >= 1, got {args.steps}, "
+                       f"{args.hidden} and {args.layers}")
     manual_seed(args.seed)
-    layer = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[args.cell](2, args.hidden)
+    layer = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[args.cell](
+        2, args.hidden, num_layers=args.layers, bidirectional=args.bidirectional)
     x = Tensor(np.random.default_rng(args.seed).standard_normal((args.steps, 1, 2)).astype(np.float32))
     output, _ = layer(x)
     loss = (output[-1] ** 2).sum()
-    if args.grads:
+    grads = args.grads or args.format == "html"  # the viewer shows gradient norms
+    if grads:
         viz.retain_grads(loss)
         loss.backward(retain_graph=True)
-    collapse = args.collapse or args.steps > 50
-    dot = viz.to_dot(loss, params=dict(layer.named_parameters()), show_grads=args.grads,
-                     collapse_steps=collapse)
+    params = dict(layer.named_parameters())
     path = Path(args.output) if args.output else Path(f"{args.cell}_unrolled.{args.format}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if args.format == "dot":
-        path.write_text(dot.source)
+    if args.format == "html":
+        path = viz.to_html(loss, params=params,
+                           title=f"{args.cell.upper()} unrolled over {args.steps} steps").save(path)
+        how = "interactive viewer"
     else:
-        try:
-            path = viz.render(dot, path, format=args.format)
-        except RuntimeError as exc:  # GraphvizNotFound, or `dot` itself failed
-            raise CLIError(str(exc).replace("\n", " ")) from None
+        dot = viz.to_dot(loss, params=params, show_grads=grads, collapse_steps=args.collapse)
+        layout = args.layout
+        if layout == "auto":
+            layout = "unrolled" if dot_too_large(dot.source) else "dot"
+            if layout == "unrolled" and args.format != "dot":
+                print(f"note: {args.steps} steps are too many for Graphviz's global layout (it would "
+                      "take minutes); using the linear-in-T layout (--layout dot forces dot)")
+        if args.format == "dot":
+            path = viz.render(dot, path, format="dot")
+            how = "DOT source"
+        elif layout == "unrolled":
+            if args.format != "svg":
+                raise CLIError(f"--layout unrolled writes SVG or HTML, not {args.format}: pass "
+                               "--format svg (or html), or --layout dot for a small graph")
+            path = viz.to_svg(loss, params=params, show_grads=grads,
+                              collapse_steps=args.collapse).save(path)
+            how = "linear-in-T layout"
+        else:
+            try:
+                path = viz.render(dot, path, format=args.format, check_size=args.layout != "dot")
+            except RuntimeError as exc:  # GraphvizNotFound, or `dot` itself failed
+                raise CLIError(str(exc).replace("\n", " ")) from None
+            how = "Graphviz dot layout"
     stats = viz.graph_stats(loss)
     print(f"{args.cell.upper()} unrolled over {args.steps} steps: {stats['nodes']} nodes, depth "
-          f"{stats['depth']}, {stats['parameters']} parameter leaves -> {path}")
+          f"{stats['depth']}, {stats['parameters']} parameter leaves -> {path} ({how})")
     return 0
 
 
@@ -536,7 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
     graph.add_argument("--steps", type=int, default=3)
     graph.add_argument("--hidden", type=int, default=3)
-    graph.add_argument("--format", choices=("svg", "dot", "png"), default="svg")
+    graph.add_argument("--layers", type=int, default=1)
+    graph.add_argument("--bidirectional", action="store_true")
+    graph.add_argument("--format", choices=("svg", "dot", "png", "html"), default="svg",
+                       help="html: the interactive viewer (pan, zoom, steps that expand on click)")
+    graph.add_argument("--layout", choices=("auto", "dot", "unrolled"), default="auto",
+                       help="dot: Graphviz's global layout (small graphs); unrolled: one step laid "
+                            "out once and repeated, linear in --steps; auto: dot while it is fast")
     graph.add_argument("-o", "--output", help="output path")
     graph.add_argument("--grads", action="store_true", help="label tensors with gradient norms")
     graph.add_argument("--collapse", action="store_true", help="one box per time step")
