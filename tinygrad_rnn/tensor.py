@@ -27,6 +27,7 @@ DEFAULT_FLOAT = np.float32
 
 def _as_array(data: Any, dtype: Any) -> np.ndarray:
     if isinstance(data, Tensor):
+        _tracer_reads_value(data, "Tensor(tensor)")  # a copy a compiled replay could not update
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
@@ -120,6 +121,7 @@ class Tensor:
         return self._scope
 
     def numpy(self) -> np.ndarray:
+        _tracer_reads_value(self, "numpy()")
         return self.data
 
     def item(self) -> Any:
@@ -156,7 +158,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A new leaf sharing the data, cut from the graph (gradients stop here)."""
-        return Tensor(self.data)
+        return ops.detach(self)
 
     def retain_grad(self) -> "Tensor":
         """Keep this intermediate tensor's gradient in ``.grad`` during backward (for inspection)."""
@@ -179,6 +181,7 @@ class Tensor:
         self.grad = None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        _tracer_reads_value(self, "np.asarray(tensor)")
         if dtype is not None:
             return self.data.astype(dtype, copy=False)
         return self.data

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .compile import CompileError, compile as compile_fn
 from .models import detach_state
+from .random import get_rng_state, set_rng_state
 from .optim import clip_grads_with_norm_, get_total_norm
 from .tensor import Tensor, no_grad
 
@@ -91,7 +94,9 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         epochs: int = 1, max_steps: int | None = None, clip: float | None = None,
         scheduler: Any = None, checkpoint: Callable[[History], None] | None = None,
         progress: bool = True, stateful: bool = False, metric: Callable | None = None,
-        start_step: int = 0, best_val_loss: float = math.inf, max_loss: float | None = None) -> History:
+        start_step: int = 0, best_val_loss: float = math.inf, max_loss: float | None = None,
+        compile: bool = True) -> History:  # noqa: A002 - the option users expect
+
     """Train for ``epochs`` passes over ``train_data`` (or until ``max_steps`` optimizer steps).
 
     ``train_data``/``val_data``: a re-iterable of ``(x, y)`` batches or a callable returning a
@@ -108,6 +113,11 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
     or whose gradient norm is NaN/inf, ``fit`` raises :class:`DivergenceError` before the optimizer
     step, so a NaN gradient never reaches the parameters. ``checkpoint`` is not called then: the last one written
     holds the last good state.
+
+    ``compile=True`` (the default) runs each batch's forward, loss and backward through
+    :func:`tinygrad_rnn.compile`: traced once per batch shape, replayed afterwards, with the same
+    results as eager execution. ``compile=False`` runs them eagerly (e.g. to step through a
+    model that reads tensor values in Python).
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
@@ -122,6 +132,30 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         raise ValueError(f"fit: best_val_loss must be a number (inf for none yet), got {best_val_loss!r}")
     history = History(steps=start_step, best_val_loss=float(best_val_loss))
     params = list(model.parameters())
+
+    def forward_backward(x: Any, y: Any, state: Any) -> tuple:
+        output, new_state = model(x, state)
+        loss = loss_fn(output, y)
+        loss.backward()
+        return loss, (detach_state(new_state) if stateful else None)
+    # Names batches come in many lengths: room for one schedule per length. The first replay of
+    # each schedule is checked against eager execution; a model or loss whose Python code reads
+    # tensor values cannot be replayed, and then trains eagerly (with a warning).
+    train_step = compile_fn(forward_backward, check="first", cache_size=64) if compile else forward_backward
+
+    def step(x: Any, y: Any, state: Any) -> tuple:
+        nonlocal train_step
+        if train_step is forward_backward:
+            return forward_backward(x, y, state)
+        rng_state = get_rng_state()
+        try:
+            return train_step(x, y, state)
+        except CompileError as reason:
+            warnings.warn(f"fit: training eagerly, the step cannot be compiled: {reason}", stacklevel=3)
+            train_step = forward_backward
+            set_rng_state(rng_state)   # the same dropout masks as if it had run eagerly
+            optimizer.zero_grad()      # an aborted trace may have run backward already
+            return forward_backward(x, y, state)
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
@@ -139,14 +173,11 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
             running, seen, state = 0.0, 0, None
             for x, y in bar:
                 optimizer.zero_grad()
-                output, new_state = model(x, state)
-                state = detach_state(new_state) if stateful else None
-                loss = loss_fn(output, y)
+                loss, state = step(x, y, state)
                 value = float(loss.item())
                 if not math.isfinite(value) or (max_loss is not None and value > max_loss):
-                    bar.close()
+                    bar.close()  # before the optimizer step: the parameters are untouched
                     raise DivergenceError(history.steps + 1, value, None, max_loss, history)
-                loss.backward()
                 # Checked before the step: one NaN gradient would make every parameter NaN.
                 norm = get_total_norm([p.grad for p in params])
                 if not math.isfinite(norm):

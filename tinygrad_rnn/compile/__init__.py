@@ -37,7 +37,7 @@ import numpy as np
 from .. import engine
 from ..random import get_rng_state, set_rng_state
 from ..tensor import Tensor
-from .passes import optimize
+from .passes import optimize, output_slots
 from .replay import Replay
 from .trace import CompileError, Schedule, Tracer
 
@@ -49,13 +49,15 @@ CACHE_SIZE = 8
 class CompiledFunction:
     """A function whose calls are traced once per signature and replayed afterwards."""
 
-    def __init__(self, fn: Callable, check: bool = False, cache_size: int = CACHE_SIZE):
+    def __init__(self, fn: Callable, check: bool | str = False, cache_size: int = CACHE_SIZE):
         if not callable(fn):
             raise TypeError(f"compile: fn must be callable, got {type(fn).__name__}")
+        if check not in (True, False, "first"):
+            raise ValueError(f"compile: check must be True, False or 'first', got {check!r}")
         if not isinstance(cache_size, int) or cache_size < 1:
             raise ValueError(f"compile: cache_size must be a positive int, got {cache_size!r}")
         self.fn = fn
-        self.check = bool(check)
+        self.check = check
         self.cache_size = cache_size
         self.cache: OrderedDict[tuple, list] = OrderedDict()
         self.traces = 0    # how many times a call was traced (a new signature)
@@ -72,7 +74,10 @@ class CompiledFunction:
             if all(module.training == flag for module, flag in entry.schedule.guards):
                 self.cache.move_to_end(key)
                 self.replays += 1
-                return entry.call(flat) if not self.check else self._checked(entry, flat, args, kwargs)
+                if self.check is True or (self.check == "first" and not entry.checked):
+                    entry.checked = True
+                    return self._checked(entry, flat, args, kwargs)
+                return entry.call(flat)
         return self._trace(key, args, kwargs)
 
     def _trace(self, key: tuple, args: tuple, kwargs: dict) -> Any:
@@ -130,10 +135,15 @@ class CompiledFunction:
         return entries[index].replay.source
 
 
-def compile(fn: Callable | None = None, *, check: bool = False,  # noqa: A001 - tg.compile
+def compile(fn: Callable | None = None, *, check: bool | str = False,  # noqa: A001 - tg.compile
             cache_size: int = CACHE_SIZE) -> Any:
     """Trace ``fn`` on its first call per input signature and replay it afterwards (see the
-    module docstring). Use as ``@compile``, ``@compile(check=True)`` or ``compile(fn)``."""
+    module docstring). Use as ``@compile``, ``@compile(check=True)`` or ``compile(fn)``.
+
+    ``check=True`` runs every replay side by side with eager execution and raises
+    :class:`CompileError` at the first value that differs (the eager run's state is kept);
+    ``check="first"`` does so only for the first replay of each schedule, which catches a
+    function whose Python code depends on its inputs' values at the cost of one extra step."""
     if fn is None:
         return lambda f: CompiledFunction(f, check=check, cache_size=cache_size)
     return CompiledFunction(fn, check=check, cache_size=cache_size)
@@ -194,6 +204,7 @@ class _Entry:
         self.name = name
         self._replay: Replay | None = None
         self._debug: Replay | None = None
+        self.checked = False   # check="first": whether this schedule's first replay was checked
 
     @property
     def replay(self) -> Replay:
@@ -205,7 +216,7 @@ class _Entry:
         arrays = [x.data if isinstance(x, Tensor) else x for x in flat]
         tensors = [x if isinstance(x, Tensor) else None for x in flat]
         values = self.replay.run(arrays, tensors)
-        return _rebuild(self.schedule.outputs, dict(zip(_slots(self.schedule.outputs), values)))
+        return _rebuild(self.schedule.outputs, dict(zip(output_slots(self.schedule.outputs), values)))
 
     def call_keeping_all(self, flat: list) -> tuple[dict, Any]:
         if self._debug is None:
@@ -214,27 +225,8 @@ class _Entry:
         tensors = [x if isinstance(x, Tensor) else None for x in flat]
         values = self._debug.run_keeping_all(arrays, tensors)
         result = _rebuild(self.schedule.outputs,
-                          {s: values[f"v{s}"] for s in _slots(self.schedule.outputs)})
+                          {s: values[f"v{s}"] for s in output_slots(self.schedule.outputs)})
         return values, result
-
-
-def _slots(structure: Any) -> list[int]:
-    out: list[int] = []
-
-    def walk(item: Any) -> None:
-        if item is None:
-            return
-        kind, content = item
-        if kind == "tensor":
-            out.append(content)
-        elif kind == "dict":
-            for v in content.values():
-                walk(v)
-        else:
-            for v in content:
-                walk(v)
-    walk(structure)
-    return out
 
 
 def _rebuild(structure: Any, values: dict) -> Any:

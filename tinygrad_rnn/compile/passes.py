@@ -26,7 +26,7 @@ from .trace import BackwardStep, EffectStep, OpStep, Schedule
 __all__ = [
     "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
     "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
-    "optimize",
+    "optimize", "output_slots",
 ]
 
 
@@ -158,7 +158,7 @@ def lower(schedule: Schedule) -> Program:
         elif isinstance(step, BackwardStep):
             _lower_backward(schedule, step, backward_count, statements)
             backward_count += 1
-    outputs = [value(s) for s in _output_slots(schedule.outputs)]
+    outputs = [value(s) for s in output_slots(schedule.outputs)]
     labels = {f"v{s.index}": s.label for s in slots}
     return Program(statements, outputs, labels)
 
@@ -189,7 +189,7 @@ def _lower_backward(schedule: Schedule, step: BackwardStep, k: int, statements: 
                 continue
             info = slots[slot]
             statements.append(Accumulate(grad(slot), ("grad", k, op_index, j), info.shape,
-                                         info.dtype, f"{op.name} (input {j})"))
+                                         info.dtype, op.name))
             defined.add(grad(slot))
             if is_leaf:
                 leaves[slot] = None
@@ -197,7 +197,8 @@ def _lower_backward(schedule: Schedule, step: BackwardStep, k: int, statements: 
         statements.append(StoreGrad(slots[slot].kind, slots[slot].source, grad(slot)))
 
 
-def _output_slots(structure: Any) -> list[int]:
+def output_slots(structure: Any) -> list[int]:
+    """The slots at the leaves of a result's structure, in order (depth first, left to right)."""
     found: list[int] = []
     stack = [structure]
     while stack:
@@ -207,10 +208,9 @@ def _output_slots(structure: Any) -> list[int]:
         kind, content = item
         if kind == "tensor":
             found.append(content)
-        elif kind == "dict":
-            stack.extend(content.values())
         else:
-            stack.extend(content)
+            children = list(content.values()) if kind == "dict" else list(content)
+            stack.extend(reversed(children))
     return found
 
 
@@ -300,7 +300,7 @@ def free_dead_values(program: Program) -> Program:
     for i, s in enumerate(program.statements):
         statements.append(s)
         if i in dying:
-            statements.append(Free(sorted(dying[i])))
+            statements.append(Free(dying[i]))
     program.statements = statements
     return program
 

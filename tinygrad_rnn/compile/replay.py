@@ -19,6 +19,13 @@ from .trace import CompileError, EffectStep, OpStep, Schedule
 __all__ = ["Replay"]
 
 CHUNK = 2000  # statements per generated function: CPython compiles huge functions slowly
+# Above this many statements, compiling straight-line code costs seconds (about 12 us a line);
+# the program then runs as a list of (template, registers): each distinct line, with its
+# register numbers as parameters, is compiled once (an unrolled RNN has a few dozen).
+STRAIGHT_LINE_LIMIT = 100_000
+# Register numbers (and result indices) are written between these marks, so one pass can either
+# drop the marks (straight-line code) or turn the numbers into a template's parameters.
+_OPEN, _CLOSE = "\x01", "\x02"
 
 
 def fit(g: Any, shape: tuple, dtype: np.dtype, label: str) -> np.ndarray:
@@ -70,6 +77,16 @@ class Replay:
                                         "asarray": np.asarray}
         self._names: dict[int, str] = {}
         lines = [self._line(s) for s in program.statements]
+        self.output_registers = [self.registers[v] for v in program.outputs]
+        self.size = len(self.registers)
+        self.filename = f"<tinygrad_rnn.compile {name} {id(self):x}>"
+        if len(lines) <= STRAIGHT_LINE_LIMIT:
+            self._straight_line(lines)
+        else:
+            self._templates(lines)
+
+    def _straight_line(self, lines: list[str]) -> None:
+        lines = [line.replace(_OPEN, "").replace(_CLOSE, "") for line in lines]
         chunks = [lines[i:i + CHUNK] for i in range(0, len(lines), CHUNK)] or [[]]
         source = []
         for c, body in enumerate(chunks):
@@ -77,19 +94,51 @@ class Replay:
             source.extend("    " + line for line in body)
             source.append("    pass")
         self.source = "\n".join(source) + "\n"
-        filename = f"<tinygrad_rnn.compile {name} {id(self):x}>"
-        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
-        exec(compile(self.source, filename, "exec"), self.globals)  # noqa: S102 - our own code
+        self._exec(self.source)
         self.chunks: list[Callable] = [self.globals[f"chunk{c}"] for c in range(len(chunks))]
-        self.output_registers = [self._reg(v) for v in program.outputs]
-        self.size = len(self.registers)
+
+    def _templates(self, lines: list[str]) -> None:
+        templates: dict[str, int] = {}
+        plan = []
+        for line in lines:
+            parts = line.split("  # ", 1)[0].split(_OPEN)  # the scope comment differs per step
+            numbers, pieces = [], [parts[0]]
+            for k, part in enumerate(parts[1:]):
+                number, rest = part.split(_CLOSE, 1)
+                numbers.append(int(number))
+                pieces.append(f"a{k}{rest}")
+            template = "".join(pieces)
+            index = templates.setdefault(template, (len(templates), len(numbers)))[0]
+            plan.append((index, tuple(numbers)))
+        source = []
+        for template, (index, count) in templates.items():
+            params = ", ".join(f"a{k}" for k in range(count))
+            source.append(f"def line{index}({params}):\n    {template}\n")
+        self.source = "".join(source) + f"# then {len(plan)} lines, each one of these with its numbers\n"
+        self._exec(self.source)
+        functions = [self.globals[f"line{i}"] for i in range(len(templates))]
+        plan = [(functions[i], numbers) for i, numbers in plan]
+        names = self.globals
+
+        def run_plan(R, E, I, IT):  # noqa: N803 - the generated code's names
+            names.update(R=R, E=E, I=I, IT=IT)  # the templates read these as globals
+            try:
+                for fn, numbers in plan:
+                    fn(*numbers)
+            finally:
+                names.update(R=None, E=None, I=None, IT=None)
+        self.chunks = [run_plan]
+
+    def _exec(self, source: str) -> None:
+        linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
+        exec(compile(source, self.filename, "exec"), self.globals)  # noqa: S102 - our own code
 
     # ----- code generation ------------------------------------------------------------------------
     def _reg(self, var: str) -> str:
         index = self.registers.get(var)
         if index is None:
             index = self.registers[var] = len(self.registers)
-        return f"R[{index}]"
+        return f"R[{_OPEN}{index}{_CLOSE}]"
 
     def _const(self, value: Any, hint: str) -> str:
         """A name in the generated code's globals bound to ``value`` (functions, arrays, ...)."""
@@ -137,7 +186,7 @@ class Replay:
                 value = self._const(s.source[1], "SEED")
             else:
                 k, step_index, j = s.source[1:]
-                value = (f"fit({self._reg(f'r{k}_{step_index}')}[{j}], {s.shape!r}, "
+                value = (f"fit({self._reg(f'r{k}_{step_index}')}[{_OPEN}{j}{_CLOSE}], {s.shape!r}, "
                          f"{self._const(s.dtype, 'D')}, {s.label!r})")
             return self._combine(s.dest, value, s.mode, s.shape)
         if isinstance(s, WeightGemm):
@@ -167,7 +216,7 @@ class Replay:
         externals = self.schedule.externals
         for chunk in self.chunks:
             chunk(registers, externals, inputs, input_tensors)
-        return [registers[int(r[2:-1])] for r in self.output_registers]
+        return [registers[r] for r in self.output_registers]
 
     def run_keeping_all(self, inputs: list, input_tensors: list) -> dict[str, Any]:
         """Run and return every variable by name (for a program built without liveness)."""

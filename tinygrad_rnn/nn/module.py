@@ -146,6 +146,7 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    @engine.effect  # tinygrad_rnn.compile repeats this call on replay
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None

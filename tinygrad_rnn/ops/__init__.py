@@ -14,7 +14,7 @@ from .elementwise import (
 from .linalg import addmm, matmul
 from .reduce import argmax, argmin, log_softmax, logsumexp, max, mean, softmax, sum
 from .shape import (
-    T, astype, cat, chunk, concatenate, embedding, flatten, getitem, permute, reshape, split,
+    T, astype, cat, chunk, concatenate, detach, embedding, flatten, getitem, permute, reshape, split,
     squeeze, stack, transpose, unbind, unsqueeze,
 )
 
@@ -22,6 +22,6 @@ __all__ = [
     "abs", "add", "clip", "div", "dropout", "eq", "exp", "ge", "gt", "le", "log", "lt", "maximum",
     "minimum", "mul", "ne", "neg", "pow", "relu", "sigmoid", "sub", "tanh", "where", "addmm",
     "matmul", "argmax", "argmin", "log_softmax", "logsumexp", "max", "mean", "softmax", "sum", "T",
-    "astype", "cat", "chunk", "concatenate", "embedding", "flatten", "getitem", "permute",
+    "astype", "cat", "chunk", "concatenate", "detach", "embedding", "flatten", "getitem", "permute",
     "reshape", "split", "squeeze", "stack", "transpose", "unbind", "unsqueeze",
 ]

@@ -17,7 +17,7 @@ from .common import normalize_axes, normalize_axis, shape_args
 
 __all__ = [
     "reshape", "permute", "transpose", "T", "flatten", "squeeze", "unsqueeze", "getitem",
-    "embedding", "split", "chunk", "unbind", "cat", "concatenate", "stack", "astype",
+    "embedding", "split", "chunk", "unbind", "cat", "concatenate", "stack", "astype", "detach",
 ]
 
 
@@ -262,6 +262,13 @@ def stack(*xs, axis=0):
     ax = normalize_axis(axis, first.ndim + 1, "stack")
     lead = (slice(None),) * ax
     return np.stack(xs, axis=ax), lambda g: tuple(g[lead + (i,)] for i in range(len(xs)))
+
+
+@op(differentiable=False)
+def detach(x):
+    """y = x sharing its array, cut from the graph: no gradient flows back through it. An op, so
+    that a compiled trace passes the new value on every replay."""
+    return x, None
 
 
 @op()
