@@ -83,7 +83,7 @@ class GraphBuilder:
 
     def initializer(self, array: np.ndarray, name: str | None = None, hint: str = "const") -> str:
         name = name or self.fresh(hint)
-        self.initializers[name] = np.ascontiguousarray(array)
+        self.initializers[name] = np.array(array, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
         return name
 
     def ints(self, values: Sequence[int], hint: str = "ints") -> str:
@@ -94,7 +94,7 @@ class GraphBuilder:
         name = self.param_names.get(id(tensor))
         if name is not None:
             if name not in self.initializers:
-                self.initializers[name] = np.ascontiguousarray(tensor.data)
+                self.initializers[name] = np.array(tensor.data, order="C")
             return name
         return self.initializer(np.asarray(tensor.data), hint=hint)
 
