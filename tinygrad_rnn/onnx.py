@@ -34,7 +34,7 @@ import numpy as np
 from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, RNNCell
 from .tensor import Tensor, no_grad
 
-__all__ = ["DEFAULT_OPSET", "OnnxExportError", "Traced", "export", "require_onnx"]
+__all__ = ["DEFAULT_OPSET", "OnnxExportError", "Traced", "export", "export_checkpoint", "require_onnx"]
 
 #: ONNX opset written by default: every operator used here has had its current form since 14.
 DEFAULT_OPSET = 17
@@ -744,3 +744,46 @@ def _trace(model: Module, args: tuple) -> Any:
             module.__dict__.pop("forward", None)
         for m in model.modules():
             object.__setattr__(m, "training", modes.get(id(m), m.training))
+
+
+# ----- the CLI's character model --------------------------------------------------------------------
+def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *, with_state: bool = False,
+                      opset_version: int = DEFAULT_OPSET) -> Any:
+    """Export the ``CharLM`` checkpoint written by ``tinygrad-rnn train`` (``tinygrad-rnn export``).
+
+    Graph: ``input_ids (batch, sequence) int64 -> logits (batch, sequence, vocab)``, ``h_n`` (and
+    ``c_n`` for an LSTM) ``(layers, batch, hidden)``; the next-character distribution after a
+    prefix is ``softmax(logits[:, -1])``. With ``with_state`` the graph also takes ``h_0`` (and
+    ``c_0``), so a server can feed one character at a time and pass the state back. The metadata
+    holds ``config``, ``tokenizer`` (``CharTokenizer.to_dict()``: ``vocab`` maps ids to characters)
+    and ``mode`` (``names``: start from ``<eos>`` and stop at it; ``text``).
+    """
+    from . import io
+    from .data import CharTokenizer
+    from .models import CharLM
+
+    meta = io.read(checkpoint).metadata
+    config = dict(meta.get("config") or {})
+    if config.pop("model", None) != "CharLM":
+        raise ValueError(f"export: {checkpoint} is not a CharLM checkpoint written by 'tinygrad-rnn train'")
+    if not isinstance(meta.get("tokenizer"), dict):
+        raise ValueError(f"export: {checkpoint} holds no tokenizer; it was not written by 'tinygrad-rnn train'")
+    tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    model = CharLM(**config)
+    io.load(checkpoint, model=model)
+    lstm = config.get("cell") == "lstm"
+    layers, hidden = model.config["layers"], model.config["hidden"]
+    ids = np.full((1, 2), tokenizer.eos_id, dtype=np.int64)
+    state_names = ["h_0", "c_0"] if lstm else ["h_0"]
+    state = None
+    if with_state:
+        zeros = [np.zeros((layers, 1, hidden), dtype=model.head.weight.dtype) for _ in state_names]
+        state = tuple(zeros) if lstm else zeros[0]
+    outputs = ["logits", "h_n", "c_n"] if lstm else ["logits", "h_n"]
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch", 1: "sequence"},
+            **{name: {1: "batch"} for name in outputs[1:] + (state_names if with_state else [])}}
+    extra = meta.get("extra") or {}
+    return export(model, (ids, state), path, input_names=["input_ids"] + (state_names if with_state else []),
+                  output_names=outputs, dynamic_axes=axes, opset_version=opset_version,
+                  metadata={"config": {"model": "CharLM", **model.config}, "tokenizer": tokenizer.to_dict(),
+                            "mode": extra.get("mode", "names"), "source": str(checkpoint)})
