@@ -67,6 +67,7 @@ def test_export_gives_the_same_next_character_distribution(trained, tmp_path, ca
     onnx.checker.check_model(proto, full_check=True)
     meta = {p.key: p.value for p in proto.metadata_props}
     assert CharTokenizer.from_dict(json.loads(meta["tokenizer"])).vocab == tokenizer.vocab
+    assert json.loads(meta["vocab"]) == tokenizer.vocab and meta["mode"] in ("names", "text")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for prefix in PREFIXES:
         ids = prefix_ids(tokenizer, prefix)

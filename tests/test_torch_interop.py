@@ -169,3 +169,31 @@ def test_missing_torch_is_a_clear_import_error(monkeypatch):
                  lambda: torch_interop.state_dict_to_torch({})):
         with pytest.raises(ImportError, match=r'pip install "tinygrad_rnn\[torch\]"'):
             call()
+
+
+@needs_torch
+def test_continue_in_pytorch_example_runs_ddp_over_two_processes(tmp_path):
+    """examples/continue_in_pytorch.py --quick: trains here, continues with DDP (2 CPU processes,
+    gloo), comes back; both losses go down, the replicas agree, PyTorch and this library compute
+    the same held-out loss."""
+    import os
+    import re
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "continue_in_pytorch.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(script), "--quick", "--no-plot", "--out", str(tmp_path / "m.safetensors")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "DistributedDataParallel, 2 CPU processes (gloo)" in out
+    assert "replicas identical: True" in out
+    losses = {k: (float(a), float(b)) for k, a, b in re.findall(r"loss\[(\w+)\]: first ([\d.]+) final ([\d.]+)", out)}
+    assert set(losses) == {"here", "ddp"}
+    assert all(final < first for first, final in losses.values()), losses
+    ours, theirs = map(float, re.search(r"held-out loss ([\d.]+) nats/char \(PyTorch computes ([\d.]+)", out).groups())
+    assert abs(ours - theirs) < 1e-5
+    assert len(re.search(r"samples: (.*)", out).group(1).split(", ")) == 10
+    ckpt = tg.load(tmp_path / "m.safetensors")
+    assert ckpt.metadata["config"]["model"] == "CharLM"

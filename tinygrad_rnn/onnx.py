@@ -755,7 +755,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
     ``c_n`` for an LSTM) ``(layers, batch, hidden)``; the next-character distribution after a
     prefix is ``softmax(logits[:, -1])``. With ``with_state`` the graph also takes ``h_0`` (and
     ``c_0``), so a server can feed one character at a time and pass the state back. The metadata
-    holds ``config``, ``tokenizer`` (``CharTokenizer.to_dict()``: ``vocab`` maps ids to characters)
+    holds ``config``, ``vocab`` (a JSON list: id -> token), ``tokenizer`` (``CharTokenizer.to_dict()``)
     and ``mode`` (``names``: start from ``<eos>`` and stop at it; ``text``).
     """
     from . import io
@@ -785,5 +785,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
     extra = meta.get("extra") or {}
     return export(model, (ids, state), path, input_names=["input_ids"] + (state_names if with_state else []),
                   output_names=outputs, dynamic_axes=axes, opset_version=opset_version,
-                  metadata={"config": {"model": "CharLM", **model.config}, "tokenizer": tokenizer.to_dict(),
+                  metadata={"config": {"model": "CharLM", **model.config}, "vocab": tokenizer.vocab,
+                            "tokenizer": tokenizer.to_dict(),
                             "mode": extra.get("mode", "names"), "source": str(checkpoint)})
