@@ -29,13 +29,18 @@ def softmax(logits):
     return z / z.sum(axis=-1, keepdims=True)
 
 
-@pytest.fixture(scope="module", params=["names-lstm", "text-gru2"])
-def trained(request, tmp_path_factory):
-    """A checkpoint written by `tinygrad-rnn train` (the names default, and a 2-layer GRU on text)."""
-    tmp = tmp_path_factory.mktemp(request.param)
+CACHE = {}
+
+
+def train_checkpoint(kind, tmp_path_factory):
+    """A checkpoint written by `tinygrad-rnn train` (the names default, or a 2-layer GRU on text),
+    with the model and tokenizer loaded from it; trained once per kind."""
+    if kind in CACHE:
+        return CACHE[kind]
+    tmp = tmp_path_factory.mktemp(kind)
     ckpt = tmp / "model.safetensors"
     argv = ["train", "--steps", "30", "--quiet", "--n", "0", "--out", str(ckpt)]
-    if request.param == "text-gru2":
+    if kind == "text-gru2":
         text = tmp / "text.txt"
         text.write_text("the quick brown fox jumps over the lazy dog.\n" * 20)
         argv += ["--data", str(text), "--cell", "gru", "--layers", "2", "--hidden", "24", "--seq-len", "16"]
@@ -43,7 +48,13 @@ def trained(request, tmp_path_factory):
     meta = io.read(ckpt).metadata
     model = CharLM(**{k: v for k, v in meta["config"].items() if k != "model"})
     io.load(ckpt, model=model)
-    return ckpt, model.eval(), CharTokenizer.from_dict(meta["tokenizer"])
+    CACHE[kind] = ckpt, model.eval(), CharTokenizer.from_dict(meta["tokenizer"])
+    return CACHE[kind]
+
+
+@pytest.fixture(params=["names-lstm", "text-gru2"])
+def trained(request, tmp_path_factory):
+    return train_checkpoint(request.param, tmp_path_factory)
 
 
 def our_distribution(model, ids):
@@ -116,3 +127,24 @@ def test_export_without_onnx_says_how_to_install(trained, tmp_path, monkeypatch,
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
     assert cli.main(["export", str(ckpt), "-o", str(tmp_path / "x.onnx")]) == 1
     assert 'pip install "tinygrad_rnn[onnx]"' in capsys.readouterr().err
+
+
+@needs_onnx
+def test_readme_onnx_snippet(tmp_path_factory, tmp_path, monkeypatch):
+    """The README's export command and ONNX Runtime lines, run as written on a names model."""
+    import re
+    from pathlib import Path
+
+    ckpt, model, tokenizer = train_checkpoint("names-lstm", tmp_path_factory)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Deploying and scaling out", 1)[1]
+    command = re.search(r"```bash\n(tinygrad-rnn export [^\n#]*)", section).group(1).split()
+    snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    assert len(snippet.strip().splitlines()) == 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(Path(ckpt).read_bytes())
+    assert cli.main(command[1:]) == 0
+    scope = {}
+    exec(snippet, scope)
+    ids = np.array([[tokenizer.eos_id, tokenizer.encode("a")[0]]])
+    np.testing.assert_allclose(scope["p"], our_distribution(model, ids)[0], atol=1e-5)
