@@ -324,3 +324,12 @@ def test_missing_onnx_is_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     with pytest.raises(ImportError, match=r'pip install "tinygrad_rnn\[onnx\]"'):
         tonnx.export(nn.Linear(2, 2), np.zeros((1, 2), np.float32), None)
+
+
+def test_traced_values_answer_hasattr():
+    """Probing a traced value (as library code does with getattr(x, name, default)) is not an error;
+    using a missing Tensor method is, and names it."""
+    value = tonnx.Traced(None, "x", (2, 3), np.float32)
+    assert not hasattr(value, "numpy") and getattr(value, "grad", None) is None
+    with pytest.raises(tonnx.OnnxExportError, match="Tensor.numpy is not supported"):
+        value.numpy()

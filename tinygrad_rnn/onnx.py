@@ -50,6 +50,11 @@ class OnnxExportError(ValueError):
     """The model (a layer, an operation or an argument) cannot be expressed in the ONNX graph."""
 
 
+class UnsupportedAttribute(OnnxExportError, AttributeError):
+    """A Tensor attribute the traced values do not have (also an AttributeError, so that
+    ``hasattr``/``getattr(x, name, default)`` behave as usual)."""
+
+
 def require_onnx() -> Any:
     """Import the ``onnx`` package, or explain how to install it."""
     try:
@@ -332,7 +337,9 @@ class Traced:
 
     # ----- what cannot be traced ------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
-        raise OnnxExportError(f"ONNX export: Tensor.{name} is not supported on traced values "
+        if name.startswith("__"):  # copy/pickle/NumPy protocol probes
+            raise AttributeError(name)
+        raise UnsupportedAttribute(f"ONNX export: Tensor.{name} is not supported on traced values "
                               f"(see tinygrad_rnn.onnx.Traced for what is)")
 
     def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
