@@ -315,6 +315,8 @@ def test_bad_arguments(tmp_path):
         tonnx.export(lstm, np.zeros((3, 2, 5), np.float32), tmp_path / "a.onnx")
     with pytest.raises(tonnx.OnnxExportError, match="dtype float64 differs"):
         tonnx.export(lstm, x.astype(np.float64), tmp_path / "a.onnx")
+    with pytest.raises(tonnx.OnnxExportError, match="float32 only"):
+        tonnx.export(nn.GRU(I, H).double(), x.astype(np.float64), tmp_path / "a.onnx")
     with pytest.raises(TypeError, match="model must be a tinygrad_rnn Module"):
         tonnx.export(lambda x: x, x, tmp_path / "a.onnx")
     assert not (tmp_path / "a.onnx").exists()

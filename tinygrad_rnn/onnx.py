@@ -446,6 +446,9 @@ def _recurrent(m: Module, path: str, x: Any, hx: Any = None, lengths: Any = None
         raise OnnxExportError(f"ONNX export: {layer} expects {m.input_size} input features, got shape {x.shape}")
     if x.dtype != dtype:
         raise OnnxExportError(f"ONNX export: {layer} input dtype {x.dtype} differs from the parameters' {dtype}")
+    if dtype != np.float32:  # the ONNX standard allows double; ONNX Runtime's kernels do not
+        raise OnnxExportError(f"ONNX export: {layer} has {dtype} parameters, but ONNX Runtime runs LSTM/GRU/RNN "
+                              "in float32 only; export a float32 copy (model.float())")
     g = x.graph
     batched = x.ndim == 3
     seq = x if not batched else x.transpose(0, 1) if m.batch_first else x
