@@ -1,4 +1,4 @@
-"""The ``tinygrad-rnn`` command: ``train``, ``sample``, ``graph`` and ``check``.
+"""The ``tinygrad-rnn`` command: ``train``, ``sample``, ``graph``, ``export`` and ``check``.
 
 ``tinygrad-rnn train`` with no arguments trains a character-level LSTM on the bundled first names,
 prints its held-out loss next to a bigram baseline and ten sampled names, and writes a checkpoint.
@@ -494,6 +494,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else 0
 
 
+# ----- export ------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from .onnx import export_checkpoint
+        proto = export_checkpoint(args.checkpoint, args.output, with_state=args.state, opset_version=args.opset)
+    except ImportError as exc:  # the onnx extra is not installed
+        raise CLIError(str(exc)) from None
+
+    def describe(values: Any) -> str:
+        return ", ".join(f"{v.name} ({', '.join(d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim)})"
+                         for v in values)
+    print(f"wrote {args.output} (ONNX opset {args.opset}): inputs {describe(proto.graph.input)}; "
+          f"outputs {describe(proto.graph.output)}; the tokenizer is in its metadata")
+    return 0
+
+
 # ----- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinygrad-rnn", description=__doc__.split("\n")[0])
@@ -570,6 +586,20 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--collapse", action="store_true", help="one box per time step")
     graph.add_argument("--seed", type=int, default=0)
     graph.set_defaults(func=cmd_graph)
+
+    export = sub.add_parser(
+        "export", help="write a checkpoint from train as an ONNX file (needs the onnx extra)",
+        description="Export a checkpoint written by 'tinygrad-rnn train' to ONNX (ONNX's own LSTM/GRU/RNN "
+                    "operators): input_ids (batch, sequence) int64 -> logits (batch, sequence, vocab) and the "
+                    "final state; softmax(logits[:, -1]) is the next-character distribution. The tokenizer, "
+                    "config and mode are stored in the file's metadata.")
+    export.add_argument("checkpoint")
+    export.add_argument("-o", "--output", default="model.onnx", help="ONNX file to write (atomically)")
+    export.add_argument("--state", action="store_true",
+                        help="also take the initial state (h_0, and c_0 for an LSTM) as inputs, to feed one "
+                             "character at a time")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset version (14 or later)")
+    export.set_defaults(func=cmd_export)
 
     check = sub.add_parser("check", help="autograd vs analytic BPTT vs finite differences")
     check.add_argument("--cell", choices=("all", "rnn", "rnn_tanh", "rnn_relu", "lstm", "gru"), default="all")
