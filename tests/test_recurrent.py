@@ -752,3 +752,20 @@ def test_cell_input_errors(kind):
 def test_dropout_accepts_numpy_scalars(dropout):
     layer = nn.GRU(3, 4, num_layers=2, dropout=dropout)
     assert layer.dropout == float(dropout) and type(layer.dropout) is float
+
+
+@pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cell_protocol_step_equals_the_pytorch_style_call(kind):
+    """step(x, state) -> (output, new_state), the protocol a sequence layer unrolls, gives what
+    cell(x, state) gives."""
+    cell = getattr(nn, kind)(3, 4).to(np.float64)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3)))
+    state = tuple(Tensor(rng.standard_normal((2, 4))) for _ in cell.state_size)
+    assert all(s.shape == (2, 4) for s in cell.initial_state(2)) and cell.output_size == 4
+    output, new_state = cell.step(x, state)
+    expected = cell(x, state if kind == "LSTMCell" else state[0])
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    np.testing.assert_array_equal(output.data, expected[0].data)
+    for got, want in zip(new_state, expected):
+        np.testing.assert_array_equal(got.data, want.data)

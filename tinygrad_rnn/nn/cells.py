@@ -72,7 +72,17 @@ def check_state(state: Any, name: str, expected: tuple, dtype: np.dtype, owner: 
 
 
 class _CellBase(Module):
-    """Parameters and input checks shared by the three cells."""
+    """Parameters and input checks shared by the three cells, and the cell protocol.
+
+    The cell protocol (what a sequence layer or ``testing.crosscheck_cell`` needs of a cell,
+    built in or written by a user; Keras' RNN-cell protocol):
+
+    - ``state_size``: a tuple with the width of each state tensor (``(H,)``; LSTM ``(H, H)``);
+    - ``output_size``: the width of the per-step output;
+    - ``step(x_t, state) -> (output, new_state)`` for a batch: ``x_t`` is ``(N, I)``, ``state`` a
+      tuple of ``(N, size)`` tensors, ``output`` ``(N, output_size)``, ``new_state`` a tuple;
+    - ``initial_state(batch, dtype)``: the state before the first step (zeros here).
+    """
 
     gates = 1
 
@@ -89,6 +99,19 @@ class _CellBase(Module):
         self.weight_hh = uniform((gh, self.hidden_size), k)
         self.bias_ih = uniform((gh,), k) if bias else None
         self.bias_hh = uniform((gh,), k) if bias else None
+
+    @property
+    def state_size(self) -> tuple[int, ...]:
+        return (self.hidden_size,)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def initial_state(self, batch: int, dtype: Any = None) -> tuple[Tensor, ...]:
+        """Zeros of shape (batch, size) for every state tensor, in the parameters' dtype."""
+        dtype = self.weight_ih.dtype if dtype is None else np.dtype(dtype)
+        return tuple(Tensor(np.zeros((batch, size), dtype=dtype)) for size in self.state_size)
 
     def _input(self, x: Any) -> tuple[Tensor, bool]:
         name = type(self).__name__
@@ -141,6 +164,11 @@ class RNNCell(_CellBase):
         h_next = rnn_step(self._projection(x, True), h, self.weight_hh.T, self.nonlinearity)
         return h_next if batched else ops.squeeze(h_next, 0)
 
+    def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        """The cell protocol: ``(h', (h',))`` from a batch ``x`` (N, I) and ``state = (h,)``."""
+        h_next = rnn_step(self._projection(x, True), state[0], self.weight_hh.T, self.nonlinearity)
+        return h_next, (h_next,)
+
 
 class LSTMCell(_CellBase):
     """One LSTM step with gate blocks [i | f | g | o]. Called as ``cell(x, (h, c)=None) -> (h', c')``."""
@@ -163,6 +191,15 @@ class LSTMCell(_CellBase):
             return ops.squeeze(h_next, 0), ops.squeeze(c_next, 0)
         return h_next, c_next
 
+    @property
+    def state_size(self) -> tuple[int, ...]:
+        return (self.hidden_size, self.hidden_size)
+
+    def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        """The cell protocol: ``(h', (h', c'))`` from a batch ``x`` (N, I) and ``state = (h, c)``."""
+        h_next, c_next = lstm_step(self._projection(x, True), state[0], state[1], self.weight_hh.T)
+        return h_next, (h_next, c_next)
+
 
 class GRUCell(_CellBase):
     """One GRU step with gate blocks [r | z | n] (b_hn inside the reset product, as in PyTorch)."""
@@ -174,3 +211,8 @@ class GRUCell(_CellBase):
         h = self._state(h, "hx", x.shape[0], batched)
         h_next = gru_step(self._projection(x, False), h, self.weight_hh.T, self.bias_hh)
         return h_next if batched else ops.squeeze(h_next, 0)
+
+    def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        """The cell protocol: ``(h', (h',))`` from a batch ``x`` (N, I) and ``state = (h,)``."""
+        h_next = gru_step(self._projection(x, False), state[0], self.weight_hh.T, self.bias_hh)
+        return h_next, (h_next,)
