@@ -72,6 +72,7 @@ class Accumulate:
     dtype: np.dtype
     label: str
     mode: str = "assign"   # "assign", "add" (a new array) or "iadd" (in place, into an owned one)
+    exact: bool = False    # the gradient arrives with the input's shape and dtype: nothing to fit
 
 
 @dataclass
@@ -189,7 +190,7 @@ def _lower_backward(schedule: Schedule, step: BackwardStep, k: int, statements: 
                 continue
             info = slots[slot]
             statements.append(Accumulate(grad(slot), ("grad", k, op_index, j), info.shape,
-                                         info.dtype, op.name))
+                                         info.dtype, op.name, exact=exact_gradient(schedule, op, j)))
             defined.add(grad(slot))
             if is_leaf:
                 leaves[slot] = None
@@ -212,6 +213,29 @@ def output_slots(structure: Any) -> list[int]:
             children = list(content.values()) if kind == "dict" else list(content)
             stack.extend(reversed(children))
     return found
+
+
+# Library ops whose backward returns every input's gradient at exactly that input's shape.
+_EXACT_SHAPE = {"chunk", "split", "unbind", "stack", "cat", "reshape", "transpose", "permute", "T",
+                "getitem", "embedding", "matmul", "chunk_activations"}
+
+
+def exact_gradient(schedule: Schedule, op: OpStep, j: int) -> bool:
+    """Whether input ``j`` of a library op gets its gradient already at its own shape and dtype
+    (no broadcast to undo): then the replay adds it as it is. A library op's backward returns
+    the input's shape or the output's (broadcast) shape, in the input's dtype, so equal shapes
+    suffice; some ops are exact whatever the shapes. User ops are always fitted."""
+    if not getattr(op.forward, "__module__", "").startswith(("tinygrad_rnn.ops", "tinygrad_rnn.compile")):
+        return False
+    shape = schedule.slots[op.inputs[j]].shape
+    if shape == ():
+        return False  # NumPy may hand back a scalar
+    if op.name == "matmul":
+        return all(len(schedule.slots[s].shape) == 2 for s in op.inputs)
+    if op.name in _EXACT_SHAPE or (op.name == "addmm" and j > 0):
+        return True
+    return not op.many and schedule.slots[op.outputs[0]].shape == shape
+
 
 
 # ----- passes -------------------------------------------------------------------------------------
@@ -305,8 +329,11 @@ def free_dead_values(program: Program) -> Program:
     return program
 
 
-def optimize(schedule: Schedule, free: bool = True) -> Program:
-    """Lower the schedule and run the passes (without liveness when ``free`` is False, so a
-    checking replay can compare every value)."""
+def optimize(schedule: Schedule, free: bool = True) -> tuple[Program, Schedule]:
+    """Fuse, lower and run the passes (without liveness when ``free`` is False, so a checking
+    replay can compare every value). Returns the program and the schedule it runs (the fused
+    one; the captured schedule is not changed)."""
+    from .fusion import fuse_chunk_activations
+    schedule = fuse_chunk_activations(schedule)
     program = accumulate_in_place(batch_weight_gradients(lower(schedule), schedule))
-    return free_dead_values(program) if free else program
+    return (free_dead_values(program) if free else program), schedule

@@ -186,8 +186,9 @@ class Replay:
                 value = self._const(s.source[1], "SEED")
             else:
                 k, step_index, j = s.source[1:]
-                value = (f"fit({self._reg(f'r{k}_{step_index}')}[{_OPEN}{j}{_CLOSE}], {s.shape!r}, "
-                         f"{self._const(s.dtype, 'D')}, {s.label!r})")
+                value = f"{self._reg(f'r{k}_{step_index}')}[{_OPEN}{j}{_CLOSE}]"
+                if not s.exact:
+                    value = f"fit({value}, {s.shape!r}, {self._const(s.dtype, 'D')}, {s.label!r})"
             return self._combine(s.dest, value, s.mode, s.shape)
         if isinstance(s, WeightGemm):
             value = (f"weight_gemm([{', '.join(self._reg(v) for v in s.a_vars)}], "
