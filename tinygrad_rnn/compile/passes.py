@@ -26,7 +26,7 @@ from .trace import BackwardStep, EffectStep, OpStep, Schedule
 __all__ = [
     "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
     "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
-    "optimize", "output_slots",
+    "optimize", "output_slots", "remove_dead_code",
 ]
 
 
@@ -329,6 +329,33 @@ def free_dead_values(program: Program) -> Program:
     return program
 
 
+def remove_dead_code(program: Program, schedule: Schedule) -> Program:
+    """Drop library ops whose results nothing reads (e.g. a layer's stacked outputs when only
+    its final state is used) and that keep no backward; dropout stays, since skipping it would
+    change the random numbers drawn after it."""
+    from ..ops.elementwise import dropout_forward_op
+    statements = program.statements
+    keep = set(program.outputs)
+    while True:
+        read: set[str] = set(keep)
+        for s in statements:
+            read.update(reads(s))
+        alive = []
+        for s in statements:
+            if isinstance(s, Run) and s.closure is None and not any(v in read for v in s.outs):
+                forward = schedule.steps[s.step].forward
+                module = getattr(forward, "__module__", "")
+                if module.startswith("tinygrad_rnn.ops") and forward is not dropout_forward_op.forward:
+                    continue
+            if isinstance(s, Read) and s.var not in read:
+                continue
+            alive.append(s)
+        if len(alive) == len(statements):
+            program.statements = statements
+            return program
+        statements = alive
+
+
 def optimize(schedule: Schedule, free: bool = True) -> tuple[Program, Schedule]:
     """Fuse, lower and run the passes (without liveness when ``free`` is False, so a checking
     replay can compare every value). Returns the program and the schedule it runs (the fused
@@ -336,4 +363,6 @@ def optimize(schedule: Schedule, free: bool = True) -> tuple[Program, Schedule]:
     from .fusion import fuse_chunk_activations
     schedule = fuse_chunk_activations(schedule)
     program = accumulate_in_place(batch_weight_gradients(lower(schedule), schedule))
-    return (free_dead_values(program) if free else program), schedule
+    if free:  # a checking replay keeps everything, to compare every value
+        program = free_dead_values(remove_dead_code(program, schedule))
+    return program, schedule
