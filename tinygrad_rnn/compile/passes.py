@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import addmm, matmul
+from ..ops import addmm, matmul, unbind
 from .trace import BackwardStep, EffectStep, OpStep, Schedule
 
 __all__ = [
     "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
     "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
-    "optimize", "output_slots", "remove_dead_code",
+    "optimize", "output_slots", "remove_dead_code", "share_stacked_gradients", "Reuse",
 ]
 
 
@@ -77,13 +77,23 @@ class Accumulate:
 
 @dataclass
 class WeightGemm:
-    """``dest (+)= concat(a)ᵀ concat(g)``: a weight's per-step gradients as one product."""
+    """``dest (+)= concat(a)ᵀ concat(g)``: a weight's per-step gradients as one product. With
+    ``stacked``, the g are first stacked into that variable (time-major), which a later unbind's
+    backward reuses instead of stacking them again."""
     dest: str
     a_vars: list[str]
     g_vars: list[str]
     shape: tuple
     dtype: np.dtype
     mode: str = "assign"
+    stacked: str | None = None
+
+
+@dataclass
+class Reuse:
+    """``result = (var,)``: a backward's result that another statement already computed."""
+    result: str
+    var: str
 
 
 @dataclass
@@ -108,6 +118,8 @@ class Program:
 
 
 def reads(s: Any) -> list[str]:
+    if isinstance(s, Reuse):
+        return [s.var]
     if isinstance(s, Run):
         return s.ins
     if isinstance(s, Backprop):
@@ -129,8 +141,12 @@ def writes(s: Any) -> list[str]:
         return s.outs + ([s.closure] if s.closure else [])
     if isinstance(s, Backprop):
         return [s.result]
-    if isinstance(s, (Accumulate, WeightGemm)):
+    if isinstance(s, WeightGemm):
+        return [s.dest] + ([s.stacked] if s.stacked else [])
+    if isinstance(s, Accumulate):
         return [s.dest]
+    if isinstance(s, Reuse):
+        return [s.result]
     return []
 
 
@@ -285,6 +301,57 @@ def batch_weight_gradients(program: Program, schedule: Schedule) -> Program:
     return program
 
 
+def share_stacked_gradients(program: Program, schedule: Schedule) -> Program:
+    """When a weight's gradient pieces ``gₜ`` are exactly the gradients an ``unbind`` of the
+    hoisted input projection gets back (``addmm(gx_t, h, W)``: dL/dgx_t = gₜ), stack them once,
+    in time order: the weight's product reads the stack, and the unbind's backward, which would
+    stack the same arrays again, takes it as its result."""
+    steps = schedule.steps
+    piece_of: dict[int, tuple[int, int]] = {}   # slot -> (unbind step, position)
+    for index, step in enumerate(steps):
+        if isinstance(step, OpStep) and step.forward is unbind.forward and step.args in ((), (0,)) \
+                and not step.kwargs:
+            for position, slot in enumerate(step.outputs):
+                piece_of[slot] = (index, position)
+    contributions: dict[str, list[Any]] = {}
+    for s in program.statements:
+        if isinstance(s, (Accumulate, WeightGemm)):
+            contributions.setdefault(s.dest, []).append(s)
+    backprops = {s.closure: (i, s) for i, s in enumerate(program.statements) if isinstance(s, Backprop)}
+    for gemm in [s for s in program.statements if isinstance(s, WeightGemm)]:
+        placed = {}
+        for g_var in gemm.g_vars:
+            k, out_slot = g_var[1:].split("_")
+            op_index = schedule.slots[int(out_slot)].source
+            op = steps[op_index]
+            if op.forward is not addmm.forward or op.inputs[0] not in piece_of:
+                break
+            unbind_step, position = piece_of[op.inputs[0]]
+            dest = f"g{k}_{op.inputs[0]}"
+            only = contributions.get(dest, [])
+            if len(only) != 1 or not isinstance(only[0], Accumulate) or \
+                    only[0].source[:3] != ("grad", int(k), op_index):
+                break
+            placed[position] = (unbind_step, k, g_var, gemm.a_vars[gemm.g_vars.index(g_var)])
+        else:
+            steps_used = {u for u, _, _, _ in placed.values()}
+            if len(steps_used) != 1 or len({k for _, k, _, _ in placed.values()}) != 1:
+                continue
+            unbind_step = steps_used.pop()
+            k = next(iter(placed.values()))[1]
+            if sorted(placed) != list(range(len(steps[unbind_step].outputs))):
+                continue
+            entry = backprops.get(f"b{unbind_step}")
+            if entry is None or entry[1].result != f"r{k}_{unbind_step}":
+                continue
+            order = [placed[p] for p in sorted(placed)]
+            gemm.g_vars = [g for _, _, g, _ in order]
+            gemm.a_vars = [a for _, _, _, a in order]
+            gemm.stacked = f"s{k}_{unbind_step}"
+            program.statements[entry[0]] = Reuse(entry[1].result, gemm.stacked)
+    return program
+
+
 def accumulate_in_place(program: Program) -> Program:
     """Choose how each gradient contribution is added: the first is taken as it is, the second
     makes a new array (the first may belong to someone else), later ones add in place into that
@@ -362,7 +429,8 @@ def optimize(schedule: Schedule, free: bool = True) -> tuple[Program, Schedule]:
     one; the captured schedule is not changed)."""
     from .fusion import fuse_chunk_activations
     schedule = fuse_chunk_activations(schedule)
-    program = accumulate_in_place(batch_weight_gradients(lower(schedule), schedule))
+    program = batch_weight_gradients(lower(schedule), schedule)
+    program = accumulate_in_place(share_stacked_gradients(program, schedule))
     if free:  # a checking replay keeps everything, to compare every value
         program = free_dead_values(remove_dead_code(program, schedule))
     return program, schedule

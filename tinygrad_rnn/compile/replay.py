@@ -13,7 +13,8 @@ import numpy as np
 from ..engine import unbroadcast
 from .inline import FRESH, IN_PLACE, inline_code
 from .passes import (
-    Accumulate, Backprop, CallEffect, Free, Program, Read, Run, StoreGrad, WeightGemm, reads,
+    Accumulate, Backprop, CallEffect, Free, Program, Read, Reuse, Run, StoreGrad, WeightGemm,
+    reads,
 )
 from .trace import CompileError, EffectStep, OpStep, Schedule
 
@@ -200,9 +201,15 @@ class Replay:
                     value = f"fit({value}, {s.shape!r}, {self._const(s.dtype, 'D')}, {s.label!r})"
             return self._combine(s.dest, value, s.mode, s.shape)
         if isinstance(s, WeightGemm):
-            value = (f"weight_gemm([{', '.join(self._reg(v) for v in s.a_vars)}], "
-                     f"[{', '.join(self._reg(v) for v in s.g_vars)}])")
-            return self._combine(s.dest, value, s.mode, s.shape)
+            a_list = f"[{', '.join(self._reg(v) for v in s.a_vars)}]"
+            g_list = f"[{', '.join(self._reg(v) for v in s.g_vars)}]"
+            if s.stacked is None:
+                return self._combine(s.dest, f"weight_gemm({a_list}, {g_list})", s.mode, s.shape)
+            stacked = self._reg(s.stacked)
+            value = f"np.concatenate({a_list}).T @ {stacked}.reshape(-1, {stacked}.shape[-1])"
+            return f"{stacked} = np.stack({g_list}); " + self._combine(s.dest, value, s.mode, s.shape)
+        if isinstance(s, Reuse):
+            return f"{self._reg(s.result)} = ({self._reg(s.var)},)  # the stack made for the weight"
         if isinstance(s, StoreGrad):
             target = f"IT[{s.position}]" if s.kind == "input" else f"E[{s.position}]"
             return f"store_grad({target}, {self._reg(s.var)}, {s.fresh})"
