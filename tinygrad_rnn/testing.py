@@ -69,8 +69,8 @@ def _mismatch(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a - e)
         allowed = atol + rtol * np.abs(e)
-        close = diff <= allowed
-        close |= (a == e)  # equal infinities
+        finite = np.isfinite(a) & np.isfinite(e)
+        close = np.where(finite, diff <= allowed, a == e)  # infinities: only the same one
         if equal_nan:
             close |= np.isnan(a) & np.isnan(e)
     if np.all(close):
