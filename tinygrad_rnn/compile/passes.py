@@ -26,7 +26,7 @@ from .trace import BackwardStep, EffectStep, OpStep, Schedule
 __all__ = [
     "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
     "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
-    "optimize", "output_slots",
+    "optimize", "output_slots", "remove_dead_code",
 ]
 
 
@@ -72,6 +72,7 @@ class Accumulate:
     dtype: np.dtype
     label: str
     mode: str = "assign"   # "assign", "add" (a new array) or "iadd" (in place, into an owned one)
+    exact: bool = False    # the gradient arrives with the input's shape and dtype: nothing to fit
 
 
 @dataclass
@@ -189,7 +190,7 @@ def _lower_backward(schedule: Schedule, step: BackwardStep, k: int, statements: 
                 continue
             info = slots[slot]
             statements.append(Accumulate(grad(slot), ("grad", k, op_index, j), info.shape,
-                                         info.dtype, op.name))
+                                         info.dtype, op.name, exact=exact_gradient(schedule, op, j)))
             defined.add(grad(slot))
             if is_leaf:
                 leaves[slot] = None
@@ -212,6 +213,29 @@ def output_slots(structure: Any) -> list[int]:
             children = list(content.values()) if kind == "dict" else list(content)
             stack.extend(reversed(children))
     return found
+
+
+# Library ops whose backward returns every input's gradient at exactly that input's shape.
+_EXACT_SHAPE = {"chunk", "split", "unbind", "stack", "cat", "reshape", "transpose", "permute", "T",
+                "getitem", "embedding", "matmul", "chunk_activations"}
+
+
+def exact_gradient(schedule: Schedule, op: OpStep, j: int) -> bool:
+    """Whether input ``j`` of a library op gets its gradient already at its own shape and dtype
+    (no broadcast to undo): then the replay adds it as it is. A library op's backward returns
+    the input's shape or the output's (broadcast) shape, in the input's dtype, so equal shapes
+    suffice; some ops are exact whatever the shapes. User ops are always fitted."""
+    if not getattr(op.forward, "__module__", "").startswith(("tinygrad_rnn.ops", "tinygrad_rnn.compile")):
+        return False
+    shape = schedule.slots[op.inputs[j]].shape
+    if shape == ():
+        return False  # NumPy may hand back a scalar
+    if op.name == "matmul":
+        return all(len(schedule.slots[s].shape) == 2 for s in op.inputs)
+    if op.name in _EXACT_SHAPE or (op.name == "addmm" and j > 0):
+        return True
+    return not op.many and schedule.slots[op.outputs[0]].shape == shape
+
 
 
 # ----- passes -------------------------------------------------------------------------------------
@@ -305,8 +329,40 @@ def free_dead_values(program: Program) -> Program:
     return program
 
 
-def optimize(schedule: Schedule, free: bool = True) -> Program:
-    """Lower the schedule and run the passes (without liveness when ``free`` is False, so a
-    checking replay can compare every value)."""
+def remove_dead_code(program: Program, schedule: Schedule) -> Program:
+    """Drop library ops whose results nothing reads (e.g. a layer's stacked outputs when only
+    its final state is used) and that keep no backward; dropout stays, since skipping it would
+    change the random numbers drawn after it."""
+    from ..ops.elementwise import dropout_forward_op
+    statements = program.statements
+    keep = set(program.outputs)
+    while True:
+        read: set[str] = set(keep)
+        for s in statements:
+            read.update(reads(s))
+        alive = []
+        for s in statements:
+            if isinstance(s, Run) and s.closure is None and not any(v in read for v in s.outs):
+                forward = schedule.steps[s.step].forward
+                module = getattr(forward, "__module__", "")
+                if module.startswith("tinygrad_rnn.ops") and forward is not dropout_forward_op.forward:
+                    continue
+            if isinstance(s, Read) and s.var not in read:
+                continue
+            alive.append(s)
+        if len(alive) == len(statements):
+            program.statements = statements
+            return program
+        statements = alive
+
+
+def optimize(schedule: Schedule, free: bool = True) -> tuple[Program, Schedule]:
+    """Fuse, lower and run the passes (without liveness when ``free`` is False, so a checking
+    replay can compare every value). Returns the program and the schedule it runs (the fused
+    one; the captured schedule is not changed)."""
+    from .fusion import fuse_chunk_activations
+    schedule = fuse_chunk_activations(schedule)
     program = accumulate_in_place(batch_weight_gradients(lower(schedule), schedule))
-    return free_dead_values(program) if free else program
+    if free:  # a checking replay keeps everything, to compare every value
+        program = free_dead_values(remove_dead_code(program, schedule))
+    return program, schedule
