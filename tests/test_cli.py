@@ -431,7 +431,7 @@ def test_check_passes_for_every_cell(tmp_path):
 
 
 def test_check_fails_for_a_wrong_lstm_step(monkeypatch, capsys):
-    import tinygrad_rnn.nn.recurrent as recurrent
+    import tinygrad_rnn.nn.cells as cells
     from tinygrad_rnn import ops
 
     def wrong_lstm_step(gx, h, c, whh_t):
@@ -439,13 +439,65 @@ def test_check_fails_for_a_wrong_lstm_step(monkeypatch, capsys):
         i, f, g, o = ops.chunk(gates, 4, axis=-1)
         c_next = f.tanh() * c + i.sigmoid() * g.tanh()  # forget gate through tanh: wrong
         return o.sigmoid() * c_next.tanh(), c_next
-    monkeypatch.setattr(recurrent, "lstm_step", wrong_lstm_step)
+    monkeypatch.setattr(cells, "lstm_step", wrong_lstm_step)  # what LSTMCell.step calls
     assert cli.main(["check", "--cell", "lstm"]) == 1
     out = capsys.readouterr().out
     assert re.search(r"^\| lstm \|.*\| FAIL \|$", out, re.M)
     assert "FAIL: lstm" in out
+    # the failure is spelled out under the table: which quantity, which step, the worst element
+    assert re.search(r"^lstm: outputs: autograd vs analytic first disagrees at time step 0: .*worst at index",
+                     out, re.M)
     monkeypatch.undo()
     assert cli.main(["check", "--cell", "lstm"]) == 0  # the real step passes again
+
+
+EXAMPLES = REPO / "examples"
+
+
+def test_check_runs_the_table_for_a_user_cell_and_its_derivation():
+    done = run_cli("check", "--cell", "peephole_lstm:PeepholeLSTMCell",
+                   "--analytic", "peephole_lstm:forward,backward", cwd=EXAMPLES)
+    assert_ok(done)
+    row = re.search(r"^\| PeepholeLSTMCell \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| PASS \|$", done.stdout, re.M)
+    assert row, done.stdout
+    assert float(row.group(1)) < 1e-12 and float(row.group(3)) < 1e-6
+    assert done.stdout.rstrip().endswith("all checks PASS")
+
+
+def test_check_fails_for_a_user_derivation_with_a_bug_and_says_where():
+    done = run_cli("check", "--cell", "peephole_lstm:PeepholeLSTMCell",
+                   "--analytic", "peephole_lstm:forward,backward_with_a_bug", cwd=EXAMPLES)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"^\| PeepholeLSTMCell \|.*\| FAIL \|$", done.stdout, re.M)
+    assert re.search(r"^PeepholeLSTMCell: gradient of 'w_cf': autograd vs analytic first disagrees at "
+                     r"time step 1 .*worst at index \(\d+,\): autograd \S+, analytic \S+, difference",
+                     done.stdout, re.M), done.stdout
+    assert "FAIL: PeepholeLSTMCell" in done.stdout
+
+
+def test_check_accepts_one_object_holding_forward_and_backward(tmp_path):
+    (tmp_path / "mycell.py").write_text(
+        "import sys, types\n"
+        f"sys.path.insert(0, {str(EXAMPLES)!r})\n"
+        "import peephole_lstm as p\n"
+        "Cell = p.PeepholeLSTMCell\n"
+        "derivation = types.SimpleNamespace(forward=p.forward, backward=p.backward)\n")
+    done = run_cli("check", "--cell", "mycell:Cell", "--analytic", "mycell:derivation", cwd=tmp_path)
+    assert_ok(done)
+    assert re.search(r"^\| PeepholeLSTMCell \|.*\| PASS \|$", done.stdout, re.M)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--cell", "peephole_lstm:PeepholeLSTMCell"], ["--cell", "--analytic", "go together"]),
+    (["--cell", "lstmm"], ["--cell", "lstmm", "package.module:CellClass"]),
+    (["--cell", "no_such_module:Cell", "--analytic", "no_such_module:f,b"], ["--cell", "no_such_module"]),
+    (["--cell", "peephole_lstm:Nope", "--analytic", "peephole_lstm:forward,backward"], ["--cell", "Nope"]),
+    (["--cell", "peephole_lstm:PeepholeLSTMCell", "--analytic", "peephole_lstm:forward"],
+     ["--analytic", "peephole_lstm:forward"]),
+    (["--cell", "peephole_lstm:PeepholeLSTMCell", "--analytic", "peephole_lstm:forward,"], ["--analytic"]),
+])
+def test_check_user_cell_errors_are_one_line(args, fragments):
+    assert_one_line_error(run_cli("check", *args, cwd=EXAMPLES), *fragments)
 
 
 # ----- errors -----------------------------------------------------------------------------------

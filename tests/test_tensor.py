@@ -307,3 +307,41 @@ def test_activations_are_exact_and_silent_at_plus_minus_1e4(dtype):
             assert np.all(np.isfinite(row.grad)) and row.grad.dtype == dtype
         # d logsumexp / dx = softmax(x)
         np.testing.assert_allclose(row.grad, [[0.5, 0.0, 0.5], [1 / 3] * 3], rtol=1e-6)
+
+
+# ----- integer tensors in float-only ops ---------------------------------------------------------
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "exp", "log"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_float_only_unary_ops_on_integer_tensors_give_the_default_float32(name, dtype):
+    """As PyTorch: torch.arange(4).tanh() is float32, not float64."""
+    values = np.array([1, 2, 3, 4]).astype(dtype)
+    y = getattr(Tensor(values), name)()
+    assert y.dtype == np.float32
+    reference = {"tanh": np.tanh, "exp": np.exp, "log": np.log,
+                 "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](values.astype(np.float64))
+    np.testing.assert_allclose(y.data, reference, rtol=1e-6)
+    assert getattr(F, name)(Tensor(values)).dtype == np.float32
+
+
+def test_true_division_of_integers_gives_float32_and_floats_keep_their_dtype():
+    i = Tensor(np.array([1, 2, 4]))
+    for y in (i / 2, i / i, i / 2.5, 3 / i, i / np.array([2, 2, 2])):
+        assert y.dtype == np.float32, y
+    np.testing.assert_allclose((i / 2.5).data, [0.4, 0.8, 1.6], rtol=1e-6)
+    assert (i / Tensor(np.ones(3))).dtype == np.float64       # a float64 tensor beside: float64
+    assert (Tensor(np.ones(3, dtype=np.float32)) / i).dtype == np.float32
+    assert (i * 2).dtype == np.int64 and (i + i).dtype == np.int64  # not float-only: stay integer
+
+
+def test_a_compiled_function_sees_the_integer_to_float_cast():
+    w = Tensor(np.ones(3, dtype=np.float32))
+
+    @tg.compile(check=True)  # check: every replay must equal the eager run
+    def step(ids):
+        return (ids.tanh() * w).sum()
+
+    for k in range(3):
+        ids = Tensor(np.array([0, 1, 2]) + k)
+        out = step(ids)
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out.data, np.tanh(np.array([0, 1, 2]) + k).sum(), rtol=1e-6)

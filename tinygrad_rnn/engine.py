@@ -95,7 +95,7 @@ def live_node_count() -> int:
 
 # ----- the op mechanism -------------------------------------------------------------------------
 def op(name: str | None = None, inputs: int | str = 1, differentiable: bool = True,
-       promote: bool = True) -> Callable[[Callable], Callable]:
+       promote: bool = True, floats: bool = False) -> Callable[[Callable], Callable]:
     """Turn an array function ``forward(*arrays, *args, **kwargs) -> (result, backward)`` into an
     op on tensors.
 
@@ -106,8 +106,10 @@ def op(name: str | None = None, inputs: int | str = 1, differentiable: bool = Tr
     A forward that declares a ``needs`` parameter receives a tuple of flags, one per input,
     saying which inputs need a gradient, so its backward can skip the others. A result that is a
     tuple of arrays gives one tensor per element (``chunk``); ``differentiable=False`` ops
-    (comparisons, ``argmax``) never record a node. The returned function keeps the array function
-    as ``.forward``.
+    (comparisons, ``argmax``) never record a node. ``floats`` marks an op whose result is always
+    floating (``tanh``, ``exp``, true division): integer and bool operands with no float beside
+    them are cast to the default float (float32), as PyTorch does, by the ``astype`` op so a trace
+    sees it. The returned function keeps the array function as ``.forward``.
     """
     def decorate(forward: Callable) -> Callable:
         op_name = name or forward.__name__
@@ -127,6 +129,8 @@ def op(name: str | None = None, inputs: int | str = 1, differentiable: bool = Tr
             def wrapper(x: Any, *args: Any, **kwargs: Any) -> Any:
                 if type(x) is not _Tensor:
                     x = as_operands((x,), op_name)[0]
+                if floats and x.data.dtype.kind != "f":
+                    x = _astype(x, _default_float())
                 return apply(forward, (x,), args, kwargs, op_name, wants_needs, differentiable)
         else:
             count = int(inputs)
@@ -134,7 +138,11 @@ def op(name: str | None = None, inputs: int | str = 1, differentiable: bool = Tr
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 if len(args) < count:
                     raise TypeError(f"{op_name}: expected {count} tensor arguments, got {len(args)}")
-                return apply(forward, lift(args[:count], op_name), args[count:], kwargs, op_name,
+                operands = args[:count]
+                if floats and not any(isinstance(a, _Tensor) and a.data.dtype.kind == "f" for a in operands):
+                    # no float tensor: integer tensors become float32, then numbers follow them
+                    operands = [_astype(a, _default_float()) if isinstance(a, _Tensor) else a for a in operands]
+                return apply(forward, lift(operands, op_name), args[count:], kwargs, op_name,
                              wants_needs, differentiable)
         functools.update_wrapper(wrapper, forward)
         wrapper.forward = forward  # type: ignore[attr-defined]
@@ -251,6 +259,11 @@ def promote_operands(items: Sequence[Any], name: str) -> tuple:
             x = _operand_array(x, like, name)
         out.append(x)
     return tuple(out)
+
+
+def _default_float() -> Any:
+    from .tensor import DEFAULT_FLOAT  # tensor.py imports this module
+    return DEFAULT_FLOAT
 
 
 def _astype(x: "Tensor", dtype: np.dtype) -> "Tensor":

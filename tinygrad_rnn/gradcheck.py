@@ -14,6 +14,8 @@ import numpy as np
 
 from .tensor import Tensor, no_grad, run_backward
 
+__all__ = ["GradcheckError", "gradcheck", "numeric_gradient", "reverse_gradients", "numeric_gradients"]
+
 
 class GradcheckError(AssertionError):
     """The analytic gradient of some input element disagrees with finite differences."""
@@ -50,26 +52,9 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor] | Tensor, eps: fl
                       stacklevel=2)
 
     rng = np.random.default_rng(seed)
-    saved_grads = [x.grad for x in inputs]
-    try:
-        outs = _outputs(fn(*inputs))
-        upstream = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs]
-        for x in inputs:
-            x.grad = None
-        live = [(o, u) for o, u in zip(outs, upstream) if o.requires_grad]
-        if live:
-            run_backward([o for o, _ in live], [u for _, u in live], retain_graph=False)
-        analytic = [inputs[i].grad if inputs[i].grad is not None else np.zeros_like(inputs[i].data)
-                    for i in checked]
-    finally:
-        for x, g in zip(inputs, saved_grads):
-            x.grad = g
+    upstream, analytic = reverse_gradients(fn, inputs, checked, rng)
 
-    def objective() -> float:
-        return float(sum(np.sum(o.data.astype(np.float64) * u) for o, u in zip(_outputs(fn(*inputs)), upstream)))
-
-    for slot, i in enumerate(checked):
-        numeric = numeric_gradient(objective, inputs[i], eps)
+    for slot, (i, numeric) in enumerate(zip(checked, numeric_gradients(fn, inputs, checked, upstream, eps))):
         got = analytic[slot]
         bad = np.flatnonzero(~(np.abs(got - numeric) <= atol + rtol * np.abs(numeric)))
         if bad.size:
@@ -81,6 +66,44 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor] | Tensor, eps: fl
                 raise GradcheckError(message)
             return False
     return True
+
+
+def reverse_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor], checked: Sequence[int],
+                      upstream: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Reverse mode: ``∂(Σₖ uₖ·yₖ)/∂inputs[i]`` for every ``i`` in ``checked``, where ``y = fn(*inputs)``.
+
+    ``upstream`` is a list of arrays ``uₖ`` (one per output) or a NumPy ``Generator`` to draw
+    standard-normal ones from. Returns ``(upstream, gradients)``; the inputs' ``.grad`` are
+    restored afterwards.
+    """
+    saved_grads = [x.grad for x in inputs]
+    try:
+        outs = _outputs(fn(*inputs))
+        if isinstance(upstream, np.random.Generator):
+            upstream = [upstream.standard_normal(o.shape).astype(o.dtype) for o in outs]
+        elif len(upstream) != len(outs):
+            raise ValueError(f"gradcheck: {len(upstream)} upstream gradients for {len(outs)} outputs")
+        for x in inputs:
+            x.grad = None
+        live = [(o, u) for o, u in zip(outs, upstream) if o.requires_grad]
+        if live:
+            run_backward([o for o, _ in live], [u for _, u in live], retain_graph=False)
+        grads = [inputs[i].grad if inputs[i].grad is not None else np.zeros_like(inputs[i].data)
+                 for i in checked]
+    finally:
+        for x, g in zip(inputs, saved_grads):
+            x.grad = g
+    return list(upstream), grads
+
+
+def numeric_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor], checked: Sequence[int],
+                      upstream: Sequence[np.ndarray], eps: float = 1e-6) -> list[np.ndarray]:
+    """Central differences of ``Σₖ uₖ·fn(*inputs)ₖ`` for every element of each ``inputs[i]``,
+    ``i`` in ``checked`` (computed in float64)."""
+    def objective() -> float:
+        outs = _outputs(fn(*inputs))
+        return float(sum(np.sum(o.data.astype(np.float64) * u) for o, u in zip(outs, upstream)))
+    return [numeric_gradient(objective, inputs[i], eps) for i in checked]
 
 
 def numeric_gradient(objective: Callable[[], float], x: Tensor, eps: float = 1e-6) -> np.ndarray:

@@ -50,7 +50,7 @@ def mul(a, b, needs):
     return y, lambda g: (g * b if needs[0] else None, g * a if needs[1] else None)
 
 
-@op(inputs=2)
+@op(inputs=2, floats=True)
 def div(a, b, needs):
     """y = a / b;  dL/da = g / b, dL/db = -g · a / b² = -g · y / b."""
     try:
@@ -90,20 +90,20 @@ def pow(x, p, needs):  # noqa: A001 - the op's natural name
 
 
 # ----- unary math ------------------------------------------------------------------------------
-@op()
+@op(floats=True)
 def exp(x):
     """y = eˣ;  dL/dx = g · y."""
     y = np.exp(x)
     return y, lambda g: (g * y,)
 
 
-@op()
+@op(floats=True)
 def log(x):
     """y = ln x;  dL/dx = g / x."""
     return np.log(x), lambda g: (g / x,)
 
 
-@op()
+@op(floats=True)
 def tanh(x):
     """y = tanh x;  dL/dx = g · (1 - y²)."""
     y = np.tanh(x)
@@ -115,7 +115,7 @@ def tanh(x):
     return y, backward
 
 
-@op()
+@op(floats=True)
 def sigmoid(x):
     """y = σ(x) = 1 / (1 + e⁻ˣ), computed as ½(1 + tanh(x/2)) so it never overflows;
     dL/dx = g · y (1 - y)."""
