@@ -321,3 +321,18 @@ def test_a_10000_step_lstm_compiles_at_the_default_recursion_limit():
         sys.setrecursionlimit(limit)
     assert float(second) == pytest.approx(float(first), rel=1e-6)
     np.testing.assert_allclose(layer.weight_hh_l0.grad, grad, rtol=1e-4, atol=1e-6)
+
+
+def test_viz_lists_the_captured_schedule_and_what_the_passes_made():
+    from tinygrad_rnn import viz
+    layer = nn.LSTM(2, 3)
+    step = tg.compile(lambda x: (layer(x)[0].sum()).backward())
+    with pytest.raises(ValueError, match="nothing captured yet"):
+        viz.schedule_text(step)
+    step(np.ones((3, 1, 2), dtype=np.float32))
+    text = viz.schedule_text(step, limit=None)
+    assert text.count(" chunk ") == 3 and "addmm        (1, 12), (1, 3), (3, 12) -> (1, 12)  lstm/l0/fwd/t2" in text
+    assert "backward     from (): " in text
+    assert "(3 fused chunk activations), 1 weight products over 3 per-step pieces" in text
+    with pytest.raises(TypeError, match="expected a function made by tinygrad_rnn.compile"):
+        viz.schedule_text(lambda x: x)

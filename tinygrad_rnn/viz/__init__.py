@@ -8,6 +8,8 @@ Three views of the same graph:
   repeated along the time axis; seconds for thousands of steps.
 - ``to_html``: one self-contained HTML page with pan and zoom, steps that expand on click, the
   facts of a tensor on click, and a strip chart of ``||dL/dh_t||`` over t.
+- ``schedule_text``: what ``tinygrad_rnn.compile`` captured of a function (its ops with shapes and
+  scopes, effects, backward walks) and what the compiler's passes made of it.
 
 Drawing conventions shared by the views:
 
@@ -42,6 +44,7 @@ from .plotting import plot_gradient_flow
 from .render import (
     DOT_MAX_NODES, DOT_MAX_STEP_BOXES, INSTALL_HINT, GraphTooLargeForDot, GraphvizNotFound, render,
 )
+from .schedule import schedule_text
 from .stats import graph_stats, retain_grads
 from .style import STYLES
 from .svg_writer import SVGGraph, to_svg
@@ -50,6 +53,6 @@ from .unrolled import UnrolledLayout, layout_unrolled
 __all__ = [
     "DOT_MAX_NODES", "DOT_MAX_STEP_BOXES", "GraphTooLargeForDot", "GraphvizNotFound", "HTMLGraph",
     "INSTALL_HINT", "RANKDIRS", "STYLES", "SVGGraph", "UnrolledLayout", "gradient_flow",
-    "graph_stats", "layout_unrolled", "plot_gradient_flow", "render", "retain_grads",
+    "graph_stats", "layout_unrolled", "plot_gradient_flow", "render", "retain_grads", "schedule_text",
     "step_grad_norms", "to_dot", "to_html", "to_svg",
 ]
