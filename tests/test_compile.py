@@ -331,7 +331,7 @@ def test_viz_lists_the_captured_schedule_and_what_the_passes_made():
         viz.schedule_text(step)
     step(np.ones((3, 1, 2), dtype=np.float32))
     text = viz.schedule_text(step, limit=None)
-    assert text.count(" chunk ") == 3 and "addmm        (1, 12), (1, 3), (3, 12) -> (1, 12)  lstm/l0/fwd/t2" in text
+    assert text.count(" chunk        ") == 3 and "addmm        (1, 12), (1, 3), (3, 12) -> (1, 12)  lstm/l0/fwd/t2" in text
     assert "backward     from (): " in text
     assert "(3 fused chunk activations), 1 weight products over 3 per-step pieces" in text
     with pytest.raises(TypeError, match="expected a function made by tinygrad_rnn.compile"):
