@@ -42,7 +42,7 @@ def table_rows(text: str) -> list[list[str]]:
 def test_quick_run_checks_then_prints_table(tmp_path, bench):
     markdown = tmp_path / "results.md"
     done = subprocess.run(
-        [sys.executable, RUN, "--quick", "--impl", "engine,analytic", "--markdown", str(markdown)],
+        [sys.executable, RUN, "--quick", "--impl", "engine,compiled,analytic", "--markdown", str(markdown)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -56,7 +56,7 @@ def test_quick_run_checks_then_prints_table(tmp_path, bench):
 
     rows = table_rows(out)
     assert [(r[0].split(" ")[0], r[1]) for r in rows] == [
-        (name, impl) for name in workloads for impl in ("engine", "analytic")
+        (name, impl) for name in workloads for impl in ("engine", "compiled", "analytic")
     ]
     header = next(line for line in out.splitlines() if line.startswith("| workload"))
     columns = [c.strip() for c in header.strip().strip("|").split("|")]
@@ -124,3 +124,14 @@ def test_disagreeing_implementation_aborts_the_workload(bench, monkeypatch, caps
     assert "check W2: correctness check FAILED" in out and "rnn.weight_hh_l0" in out
     assert "check W1: correctness check FAILED" in out
     assert table_rows(out) == []  # nothing was timed
+
+
+def test_inference_benchmark_checks_every_row_then_prints_ratios():
+    done = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "inference.py"), "--repeats", "5", "--warmup", "1",
+         "--no-torch"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| implementation")}
+    assert set(rows) == {"lean-numpy", "engine", "compiled"}
+    assert rows["lean-numpy"].split("|")[3].strip() == "1.00"
