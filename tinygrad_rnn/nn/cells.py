@@ -26,13 +26,23 @@ from ..tensor import Tensor
 from .layers import as_input, check_size, uniform
 from .module import Module
 
-NONLINEARITIES = ("tanh", "relu")
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
 
 
-def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: str = "tanh") -> Tensor:
+def check_nonlinearity(nonlinearity: Any, owner: str) -> Any:
+    """PyTorch's "tanh"/"relu", or (an extension) "sigmoid" or a callable Tensor -> Tensor."""
+    if callable(nonlinearity) or nonlinearity in NONLINEARITIES:
+        return nonlinearity
+    raise ValueError(f"{owner}: Unknown nonlinearity {nonlinearity!r}; expected 'tanh' or 'relu' (PyTorch's), "
+                     "'sigmoid', or a callable Tensor -> Tensor")
+
+
+def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: Any = "tanh") -> Tensor:
     """h' = act(gx + h W_hhᵀ), where gx = x W_ihᵀ + b_ih + b_hh."""
     pre = ops.addmm(gx, h, whh_t)
-    return pre.relu() if nonlinearity == "relu" else pre.tanh()
+    if callable(nonlinearity):
+        return nonlinearity(pre)
+    return {"tanh": pre.tanh, "relu": pre.relu, "sigmoid": pre.sigmoid}[nonlinearity]()
 
 
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, Tensor]:
@@ -82,6 +92,10 @@ class _CellBase(Module):
     - ``step(x_t, state) -> (output, new_state)`` for a batch: ``x_t`` is ``(N, I)``, ``state`` a
       tuple of ``(N, size)`` tensors, ``output`` ``(N, output_size)``, ``new_state`` a tuple;
     - ``initial_state(batch, dtype)``: the state before the first step (zeros here).
+
+    Optional, for speed in a sequence layer: ``project_input(x)`` computes the input part of a
+    step for many rows at once (here ``x W_ihᵀ + b``) and ``step_projected(p_t, state)`` finishes
+    a step from it, so ``nn.Recurrent`` does one product for all time steps.
     """
 
     gates = 1
@@ -137,6 +151,8 @@ class _CellBase(Module):
         return state if batched else ops.unsqueeze(state, 0)
 
     def _projection(self, x: Tensor, fold_hh_bias: bool) -> Tensor:
+        # Shared by the steps that follow (a sequence layer projects once, then steps T times).
+        object.__setattr__(self, "_whh_t", self.weight_hh.T)
         gx = x @ self.weight_ih.T
         if self.bias_ih is not None:
             gx = gx + (self.bias_ih + self.bias_hh if fold_hh_bias else self.bias_ih)
@@ -147,14 +163,16 @@ class _CellBase(Module):
 
 
 class RNNCell(_CellBase):
-    """h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), act "tanh" or "relu". Called as ``cell(x, h=None)``."""
+    """h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh). Called as ``cell(x, h=None)``.
+
+    ``act`` is PyTorch's "tanh" or "relu", or (an extension of PyTorch's two) "sigmoid" or any
+    callable Tensor -> Tensor."""
 
     gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh"):
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"RNNCell: Unknown nonlinearity '{nonlinearity}'; expected 'tanh' or 'relu'")
+                 nonlinearity: Any = "tanh"):
+        nonlinearity = check_nonlinearity(nonlinearity, "RNNCell")
         super().__init__(input_size, hidden_size, bias)
         self.nonlinearity = nonlinearity
 
@@ -166,7 +184,13 @@ class RNNCell(_CellBase):
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         """The cell protocol: ``(h', (h',))`` from a batch ``x`` (N, I) and ``state = (h,)``."""
-        h_next = rnn_step(self._projection(x, True), state[0], self.weight_hh.T, self.nonlinearity)
+        return self.step_projected(self._projection(x, True), state)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return self._projection(x, True)
+
+    def step_projected(self, gx: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        h_next = rnn_step(gx, state[0], self._whh_t, self.nonlinearity)
         return h_next, (h_next,)
 
 
@@ -197,7 +221,13 @@ class LSTMCell(_CellBase):
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         """The cell protocol: ``(h', (h', c'))`` from a batch ``x`` (N, I) and ``state = (h, c)``."""
-        h_next, c_next = lstm_step(self._projection(x, True), state[0], state[1], self.weight_hh.T)
+        return self.step_projected(self._projection(x, True), state)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return self._projection(x, True)
+
+    def step_projected(self, gx: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        h_next, c_next = lstm_step(gx, state[0], state[1], self._whh_t)
         return h_next, (h_next, c_next)
 
 
@@ -214,5 +244,11 @@ class GRUCell(_CellBase):
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         """The cell protocol: ``(h', (h',))`` from a batch ``x`` (N, I) and ``state = (h,)``."""
-        h_next = gru_step(self._projection(x, False), state[0], self.weight_hh.T, self.bias_hh)
+        return self.step_projected(self._projection(x, False), state)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return self._projection(x, False)
+
+    def step_projected(self, gx: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        h_next = gru_step(gx, state[0], self._whh_t, self.bias_hh)
         return h_next, (h_next,)
