@@ -217,6 +217,9 @@ def cross_entropy_forward(x: np.ndarray, y: np.ndarray, weight: np.ndarray | Non
 def _probability_cross_entropy(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, reduction: str,
                                eps: float, has_weight: bool) -> tuple:
     fn = "cross_entropy"
+    if y.shape == x.shape[:-1]:
+        raise TypeError(f"{fn}: target must hold integer class indices, got dtype {y.dtype} (or pass class "
+                        f"probabilities shaped like the logits, {x.shape})")
     if y.shape != x.shape:
         raise ValueError(f"{fn}: a class-probability target must have the logits' shape {x.shape}, got {y.shape} "
                          "(integer class indices have the shape without the class axis)")
