@@ -27,13 +27,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import engine, ops
 from ..tensor import Tensor, scope
 from .cells import check_nonlinearity, check_state, gru_step, lstm_step, rnn_step
 from .layers import as_input, check_size, uniform
 from .module import Module
 
-__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "check_cell"]
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "LastOutput", "LayerCell", "check_cell"]
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 PADDING_SIDES = ("right", "left")
@@ -85,6 +85,8 @@ class Recurrent(Module):
     """
 
     kind = "recurrent"
+    takes_mask = True       # nn.Sequential passes its mask on, and the output (not the state)
+    returns_state = True
 
     def __init__(self, cell: Any, num_layers: int = 1, bidirectional: bool = False,
                  batch_first: bool = False, dropout: float = 0.0, input_size: int | None = None):
@@ -552,3 +554,29 @@ class GRU(_Builtin):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+
+
+class LastOutput(Module):
+    """A sequence layer that returns only each sequence's last output, ``(N, D*output_size)``
+    (Keras' ``return_sequences=False``; in ``nn.Sequential`` a bare layer passes on its whole
+    output sequence, Keras' ``return_sequences=True``). "Last" is the last step each direction
+    ran: with ``mask``/``lengths``, the forward direction's last valid step and the reverse
+    direction's first valid one, so padding on either side gives the same result."""
+
+    takes_mask = True
+
+    def __init__(self, layer: Recurrent):
+        super().__init__()
+        if not isinstance(layer, Recurrent):
+            raise TypeError(f"LastOutput: layer must be a sequence layer (nn.Recurrent, RNN, LSTM, GRU), got "
+                            f"{type(layer).__name__}")
+        self.layer = layer
+
+    def forward(self, x: Any, hx: Any = None, lengths: Any = None, mask: Any = None,
+                padding_side: str = "right") -> Tensor:
+        tracer = engine.get_tracer()
+        if tracer is not None:  # the layer runs without its __call__: let compile see its .training
+            tracer.on_module(self.layer)
+        with scope(self.layer.kind):
+            _, _, last = self.layer.run(x, hx, lengths, mask, padding_side, keep_last=True)
+        return last
