@@ -481,7 +481,10 @@ def _recurrent(m: Module, path: str, x: Any, hx: Any = None, lengths: Any = None
     if kind == "GRU":
         attrs["linear_before_reset"] = 1  # PyTorch's GRU: b_hn inside the reset product
     if kind == "RNN":
-        attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu"}[m.nonlinearity]] * d
+        if m.nonlinearity not in ("tanh", "relu", "sigmoid"):
+            raise OnnxExportError(f"ONNX export: {layer} has a callable nonlinearity; only 'tanh', 'relu' and "
+                                  "'sigmoid' have an ONNX RNN activation")
+        attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}[m.nonlinearity]] * d
 
     def states_of(layer_index: int, state: Traced | None) -> str:
         if state is None:
