@@ -150,7 +150,6 @@ class Custom(nn.Module):
 
 
 @needs_torch
-@needs_torch
 def test_lstm_with_proj_size_round_trip():
     tg.manual_seed(3)
     ours = nn.LSTM(4, 5, num_layers=2, bidirectional=True, proj_size=3).double()
@@ -165,6 +164,7 @@ def test_lstm_with_proj_size_round_trip():
     np.testing.assert_allclose(back(tg.Tensor(x))[0].data, out.data, atol=0, rtol=0)
 
 
+@needs_torch
 def test_unsupported_modules_are_named():
     with pytest.raises(TypeError, match="to_torch: Custom has no PyTorch equivalent"):
         torch_interop.to_torch(Custom())
