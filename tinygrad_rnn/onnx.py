@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, RNNCell
+from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, Recurrent, RNNCell
 from .tensor import Tensor, no_grad
 
 __all__ = ["DEFAULT_OPSET", "OnnxExportError", "Traced", "export", "export_checkpoint", "require_onnx"]
@@ -42,7 +42,7 @@ MIN_OPSET = 14
 
 # PyTorch gate blocks -> ONNX gate blocks (see the module docstring).
 GATE_ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN": (0,)}
-UNSUPPORTED_LAYERS = (RNNCell, LSTMCell, GRUCell)
+UNSUPPORTED_LAYERS = (RNNCell, LSTMCell, GRUCell, Recurrent)
 SUPPORTED = "Linear, Embedding, Dropout, RNN, LSTM, GRU, and modules composed of them"
 
 
