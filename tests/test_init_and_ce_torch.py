@@ -97,3 +97,15 @@ def test_one_hot_targets_give_the_index_loss_and_shape_errors():
     assert F.one_hot(np.array([0, 2])).shape == (2, 3)
     with pytest.raises(ValueError, match=r"one_hot: class values must lie in \[0, 2\)"):
         F.one_hot(np.array([0, 2]), 2)
+
+
+@pytest.mark.parametrize("reduction, smoothing, weighted", [("none", 0.0, False), ("mean", 0.2, True),
+                                                            ("sum", 0.0, True)])
+def test_probability_target_gradient_by_finite_differences(reduction, smoothing, weighted):
+    rng = np.random.default_rng(4)
+    x = Tensor(rng.standard_normal((3, 4, 5)), requires_grad=True)
+    raw = rng.random((3, 4, 5))
+    target = raw / raw.sum(-1, keepdims=True)
+    weight = rng.random(5) + 0.5 if weighted else None
+    assert tg.gradcheck(lambda x: F.cross_entropy(x, target, reduction=reduction, label_smoothing=smoothing,
+                                                  weight=weight), [x])

@@ -269,6 +269,7 @@ def test_compiled_training_step_matches_eager_with_user_cells_and_a_mask():
 
 @pytest.mark.parametrize("bad, exc, pattern", [
     (object(), TypeError, "cell must be a cell, a factory"),
+    (UserSigmoidRNNCell, TypeError, "got the class UserSigmoidRNNCell; pass e.g. cell=lambda input_size"),
     ([UserSigmoidRNNCell(2, 3)], ValueError, r"needs num_layers \* D = 2 cells"),
 ])
 def test_bad_cells_name_the_argument(bad, exc, pattern):

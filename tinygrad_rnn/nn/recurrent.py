@@ -93,6 +93,9 @@ class Recurrent(Module):
         super().__init__()
         self._configure(num_layers, bidirectional, batch_first, dropout)
         count = self.num_layers * self.num_directions
+        if isinstance(cell, type):
+            raise TypeError(f"Recurrent: cell must be a cell instance, a factory or a list of cells, got the class "
+                            f"{cell.__name__}; pass e.g. cell=lambda input_size: {cell.__name__}(input_size, ...)")
         if isinstance(cell, (list, tuple)):
             cells = list(cell)
             if len(cells) != count:
