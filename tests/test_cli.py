@@ -663,3 +663,18 @@ def test_graph_html_writes_the_viewer(tmp_path):
     page = (tmp_path / "v.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count('class="cluster step"') == 20
     assert 'class="strip-chart"' in page
+
+
+def test_train_with_and_without_compile_gives_the_same_model(tmp_path):
+    """The compiled step (the default) replays what eager execution does: same weights."""
+    from tinygrad_rnn import load
+    paths = {}
+    for flag in ([], ["--no-compile"]):
+        out = tmp_path / f"model{len(flag)}.safetensors"
+        assert cli.main(["train", "--steps", "12", "--hidden", "16", "--embed", "8", "--quiet",
+                         "--n", "1", "--out", str(out), *flag]) == 0
+        paths[bool(flag)] = load(out)
+    compiled, eager = paths[False].state_dict, paths[True].state_dict
+    assert compiled.keys() == eager.keys()
+    for name, value in eager.items():
+        np.testing.assert_allclose(compiled[name], value, rtol=1e-5, atol=1e-6)

@@ -288,8 +288,17 @@ def test_generated_code_batches_a_recurrent_weight_gradient_into_one_product():
     step(x)
     step(x)
     source = step.source()
-    assert source.count("weight_gemm(") == 1   # W_hh's four per-step pieces in one product
+    products = [line for line in source.splitlines() if ").T @ " in line]
+    assert len(products) == 1   # W_hh's four per-step pieces aᵀg in one product ...
+    assert "the stack made for the weight" in source   # ... whose stack the unbind reuses
     assert "tanh in rnn/l0/fwd/t3" in source
+    x2 = np.random.default_rng(1).standard_normal((4, 1, 2)).astype(np.float32)
+    layer.zero_grad()
+    step(x2)
+    compiled = layer.weight_hh_l0.grad.copy()
+    layer.zero_grad()
+    (layer(x2)[0].sum()).backward()
+    np.testing.assert_allclose(compiled, layer.weight_hh_l0.grad, rtol=1e-6)
 
 
 def test_a_10000_step_lstm_compiles_at_the_default_recursion_limit():

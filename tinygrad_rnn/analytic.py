@@ -18,10 +18,14 @@ backward needs; each ``*_backward`` walks the steps in reverse and returns a
 dict of gradients keyed like the forward's arguments.  Upstream gradients
 (``d_out``, ``d_h_n``, ``d_c_n``) may be ``None``, meaning zero.
 
-Two things keep it fast enough to be the speed reference of a benchmark: the
-input projection of all T steps is one matmul before the loop, and the weight
-gradients are one matmul each over all steps after the loop.  Only the
-recurrent product ``h @ W_hh.T`` has to stay inside the loop.
+It is also the speed yardstick of the benchmarks, so it is written the way a
+lean NumPy implementation is: the input projection of all T steps is one matmul
+before the loop and the weight gradients are one matmul each over all steps
+after it (only the recurrent product ``h @ W_hh.T`` stays inside the loop);
+every step writes into preallocated buffers with ``out=`` and in-place
+operators, so no step allocates arrays; and the LSTM's four gate activations
+are four NumPy calls on the whole gate block (see ``_GATE_SCALE``).  Each line
+still carries the derivative it implements.
 """
 
 from __future__ import annotations
@@ -48,6 +52,23 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
     exactly 0 or 1 without warnings, and it keeps float32 as float32.
     """
     return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def _sigmoid_(a: np.ndarray) -> None:
+    """sigmoid(a) in place, in the same tanh form: four NumPy calls, no new array."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+
+
+def _gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of the LSTM gate block [i, f, g, o], (scale, shift) such that
+    tanh(scale * a) * scale + shift is sigmoid(a) on i, f, o (scale 1/2, shift 1/2) and tanh(a)
+    on g (scale 1, shift 0): the four activations in four NumPy calls on the whole block."""
+    scale = np.full(4 * H, 0.5, dtype=dtype)
+    scale[2 * H:3 * H] = 1.0
+    return scale, (1.0 - scale).astype(dtype)
 
 
 def _shape_error(name: str, expected: str, got: tuple[int, ...]) -> ValueError:
@@ -181,9 +202,15 @@ def rnn_forward(
     gx = _input_projection(x, W_ih, b_ih, b_hh)
     hs = np.empty((T + 1, N, H), dtype=dtype)  # hs[0] = h0, hs[t+1] = h_t
     hs[0] = states["h0"]
+    W_hh_T = W_hh.T
     for t in range(T):
-        a = gx[t] + hs[t] @ W_hh.T
-        hs[t + 1] = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
+        h = hs[t + 1]
+        np.matmul(hs[t], W_hh_T, out=h)         # a = h_{t-1} W_hh^T
+        h += gx[t]                              #   + x_t W_ih^T + b_ih + b_hh
+        if nonlinearity == "tanh":
+            np.tanh(h, out=h)                   # h_t = tanh(a)
+        else:
+            np.maximum(h, 0, out=h)             # h_t = max(a, 0)
 
     cache = {"kind": "rnn", "nonlinearity": nonlinearity, "x": x, "hs": hs,
              "weight_ih": W_ih, "weight_hh": W_hh,
@@ -205,14 +232,19 @@ def rnn_backward(d_out: np.ndarray | None, d_h_n: np.ndarray | None, cache: Cach
     dh = _upstream("d_h_n", d_h_n, (N, H), hs.dtype)
 
     d_a = np.empty((T, N, H), dtype=hs.dtype)  # dL/da_t for the pre-activation a_t
+    dh = dh.copy()                              # updated in place below
+    tanh = cache["nonlinearity"] == "tanh"
     for t in reversed(range(T)):
-        dh = dh + d_out[t]                      # h_t feeds both out[t] and step t+1
-        h = hs[t + 1]
-        if cache["nonlinearity"] == "tanh":
-            d_a[t] = dh * (1 - h * h)           # dh/da = 1 - tanh(a)^2 = 1 - h^2
+        dh += d_out[t]                          # h_t feeds both out[t] and step t+1
+        h, da = hs[t + 1], d_a[t]
+        if tanh:
+            np.multiply(h, h, out=da)           # dh/da = 1 - tanh(a)^2 = 1 - h^2
+            np.subtract(1, da, out=da)
+            da *= dh
         else:
-            d_a[t] = dh * (h > 0)               # dh/da = 1 where a > 0, else 0
-        dh = d_a[t] @ W_hh                      # da/dh_{t-1} = W_hh
+            np.greater(h, 0, out=da)            # dh/da = 1 where a > 0, else 0
+            da *= dh
+        np.matmul(da, W_hh, out=dh)             # da/dh_{t-1} = W_hh
 
     grads = _weight_grads(cache, d_a, d_a)      # a is shared by the x- and h-paths
     grads["h0"] = dh
@@ -252,15 +284,24 @@ def lstm_forward(
     gates = np.empty((T, N, 4 * H), dtype=dtype)    # activated [i, f, g, o] per step
     tanh_cs = np.empty((T, N, H), dtype=dtype)      # tanh(c_t), reused by backward
     hs[0], cs[0] = states["h0"], states["c0"]
+    W_hh_T = W_hh.T
+    scale, shift = _gate_scale(H, dtype)
+    write = np.empty((N, H), dtype=dtype)
     for t in range(T):
-        a = gx[t] + hs[t] @ W_hh.T
-        i = gates[t, :, 0 * H:1 * H] = _sigmoid(a[:, 0 * H:1 * H])
-        f = gates[t, :, 1 * H:2 * H] = _sigmoid(a[:, 1 * H:2 * H])
-        g = gates[t, :, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])
-        o = gates[t, :, 3 * H:4 * H] = _sigmoid(a[:, 3 * H:4 * H])
-        cs[t + 1] = f * cs[t] + i * g
-        tanh_cs[t] = np.tanh(cs[t + 1])
-        hs[t + 1] = o * tanh_cs[t]
+        a = gates[t]                            # the pre-activation, activated in place
+        np.matmul(hs[t], W_hh_T, out=a)         # a = h_{t-1} W_hh^T
+        a += gx[t]                              #   + x_t W_ih^T + b_ih + b_hh
+        a *= scale                              # i, f, o = sigmoid(a) = tanh(a/2)/2 + 1/2;
+        np.tanh(a, out=a)                       # g = tanh(a)
+        a *= scale
+        a += shift
+        i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+        c = cs[t + 1]
+        np.multiply(f, cs[t], out=c)            # c_t = f * c_{t-1}
+        np.multiply(i, g, out=write)            #       + i * g
+        c += write
+        np.tanh(c, out=tanh_cs[t])
+        np.multiply(o, tanh_cs[t], out=hs[t + 1])   # h_t = o * tanh(c_t)
 
     cache = {"kind": "lstm", "x": x, "hs": hs, "cs": cs, "gates": gates, "tanh_cs": tanh_cs,
              "weight_ih": W_ih, "weight_hh": W_hh,
@@ -287,24 +328,36 @@ def lstm_backward(
     dc = _upstream("d_c_n", d_c_n, (N, H), hs.dtype)
 
     d_a = np.empty((T, N, 4 * H), dtype=hs.dtype)  # dL/da_t, blocks [i, f, g, o]
+    dh, dc = dh.copy(), dc.copy()                    # updated in place below
+    tmp = np.empty((N, H), dtype=hs.dtype)
+    slope = np.empty((N, 4 * H), dtype=hs.dtype)
     for t in reversed(range(T)):
-        i, f, g, o = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
+        act = gates[t]
+        i, f, g, o = (act[:, k * H:(k + 1) * H] for k in range(4))
+        da = d_a[t]
+        di, df, dg, do = (da[:, k * H:(k + 1) * H] for k in range(4))
         tc = tanh_cs[t]
-        dh = dh + d_out[t]                               # h_t feeds out[t] and step t+1
+        dh += d_out[t]                                   # h_t feeds out[t] and step t+1
         # h_t = o * tanh(c_t)
-        do = dh * tc                                     # dh/do = tanh(c)
-        dc = dc + dh * o * (1 - tc * tc)                 # dh/dc = o * (1 - tanh(c)^2)
+        np.multiply(dh, tc, out=do)                      # dh/do = tanh(c)
+        np.multiply(tc, tc, out=tmp)                     # dh/dc = o * (1 - tanh(c)^2)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
         # c_t = f * c_{t-1} + i * g
-        di = dc * g                                      # dc/di = g
-        df = dc * cs[t]                                  # dc/df = c_{t-1}
-        dg = dc * i                                      # dc/dg = i
-        dc = dc * f                                      # dc/dc_{t-1} = f
+        np.multiply(dc, g, out=di)                       # dc/di = g
+        np.multiply(dc, cs[t], out=df)                   # dc/df = c_{t-1}
+        np.multiply(dc, i, out=dg)                       # dc/dg = i
+        dc *= f                                          # dc/dc_{t-1} = f
         # gate activations back to pre-activations
-        d_a[t, :, 0 * H:1 * H] = di * i * (1 - i)        # sigmoid' = s * (1 - s)
-        d_a[t, :, 1 * H:2 * H] = df * f * (1 - f)
-        d_a[t, :, 2 * H:3 * H] = dg * (1 - g * g)        # tanh' = 1 - tanh^2
-        d_a[t, :, 3 * H:4 * H] = do * o * (1 - o)
-        dh = d_a[t] @ W_hh                               # da/dh_{t-1} = W_hh
+        np.subtract(1, act, out=slope)                   # sigmoid' = s * (1 - s) (i, f, o)
+        slope *= act
+        g_slope = slope[:, 2 * H:3 * H]
+        np.multiply(g, g, out=g_slope)                   # tanh' = 1 - tanh^2 (g)
+        np.subtract(1, g_slope, out=g_slope)
+        da *= slope
+        np.matmul(da, W_hh, out=dh)                      # da/dh_{t-1} = W_hh
 
     grads = _weight_grads(cache, d_a, d_a)
     grads["h0"] = dh
@@ -344,16 +397,25 @@ def gru_forward(
     gates = np.empty((T, N, 3 * H), dtype=dtype)    # [r, z, n] per step
     hns = np.empty((T, N, H), dtype=dtype)          # ah_n = h W_hn^T + b_hn, needed for dr
     hs[0] = states["h0"]
+    W_hh_T = W_hh.T
+    ah = np.empty((N, 3 * H), dtype=dtype)
     for t in range(T):
-        ah = hs[t] @ W_hh.T
+        np.matmul(hs[t], W_hh_T, out=ah)         # ah = h_{t-1} W_hh^T + b_hh
         if b_hh is not None:
             ah += b_hh
-        ax = gx[t]
-        r = gates[t, :, 0 * H:1 * H] = _sigmoid(ax[:, 0 * H:1 * H] + ah[:, 0 * H:1 * H])
-        z = gates[t, :, 1 * H:2 * H] = _sigmoid(ax[:, 1 * H:2 * H] + ah[:, 1 * H:2 * H])
-        hns[t] = ah[:, 2 * H:3 * H]
-        n = gates[t, :, 2 * H:3 * H] = np.tanh(ax[:, 2 * H:3 * H] + r * hns[t])
-        hs[t + 1] = (1 - z) * n + z * hs[t]
+        ax, act = gx[t], gates[t]
+        rz = act[:, :2 * H]
+        np.add(ax[:, :2 * H], ah[:, :2 * H], out=rz)   # r, z = sigmoid(ax + ah)
+        _sigmoid_(rz)
+        r, z, n = act[:, :H], act[:, H:2 * H], act[:, 2 * H:]
+        np.copyto(hns[t], ah[:, 2 * H:])         # ah_n, kept for dr
+        np.multiply(r, hns[t], out=n)            # n = tanh(ax_n + r * ah_n)
+        n += ax[:, 2 * H:]
+        np.tanh(n, out=n)
+        h = hs[t + 1]
+        np.subtract(hs[t], n, out=h)             # h_t = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
+        h *= z
+        h += n
 
     cache = {"kind": "gru", "x": x, "hs": hs, "gates": gates, "hns": hns,
              "weight_ih": W_ih, "weight_hh": W_hh,
@@ -377,27 +439,37 @@ def gru_backward(d_out: np.ndarray | None, d_h_n: np.ndarray | None, cache: Cach
     # (ah_n is multiplied by r), so they get separate gradient buffers.
     d_ax = np.empty((T, N, 3 * H), dtype=hs.dtype)
     d_ah = np.empty((T, N, 3 * H), dtype=hs.dtype)
+    dh = dh.copy()                                       # updated in place below
+    dn = np.empty((N, H), dtype=hs.dtype)
+    dh_prev = np.empty((N, H), dtype=hs.dtype)
+    slope = np.empty((N, 2 * H), dtype=hs.dtype)
     for t in reversed(range(T)):
-        r, z, n = (gates[t, :, k * H:(k + 1) * H] for k in range(3))
+        act = gates[t]
+        r, z, n = (act[:, k * H:(k + 1) * H] for k in range(3))
+        dx, dhh = d_ax[t], d_ah[t]
+        d_ar, d_az, d_an = (dx[:, k * H:(k + 1) * H] for k in range(3))
         h_prev = hs[t]
-        dh = dh + d_out[t]                               # h_t feeds out[t] and step t+1
+        dh += d_out[t]                                   # h_t feeds out[t] and step t+1
         # h_t = (1 - z) * n + z * h_{t-1}
-        dn = dh * (1 - z)                                # dh/dn = 1 - z
-        dz = dh * (h_prev - n)                           # dh/dz = h_{t-1} - n
-        dh_prev = dh * z                                 # dh/dh_{t-1} (direct path) = z
+        np.subtract(1, z, out=dn)                        # dh/dn = 1 - z
+        dn *= dh
+        np.subtract(h_prev, n, out=d_az)                 # dh/dz = h_{t-1} - n
+        d_az *= dh
+        np.multiply(dh, z, out=dh_prev)                  # dh/dh_{t-1} (direct path) = z
         # n = tanh(ax_n + r * ah_n)
-        d_an = dn * (1 - n * n)                          # tanh' = 1 - n^2
-        dr = d_an * hns[t]                               # d(r * ah_n)/dr = ah_n
+        np.multiply(n, n, out=d_an)                      # tanh' = 1 - n^2
+        np.subtract(1, d_an, out=d_an)
+        d_an *= dn
+        np.multiply(d_an, hns[t], out=d_ar)              # d(r * ah_n)/dr = ah_n
         # r, z = sigmoid(ax + ah)
-        d_ar = dr * r * (1 - r)                          # sigmoid' = s * (1 - s)
-        d_az = dz * z * (1 - z)
-        d_ax[t, :, 0 * H:1 * H] = d_ar
-        d_ax[t, :, 1 * H:2 * H] = d_az
-        d_ax[t, :, 2 * H:3 * H] = d_an                   # d a_n / d ax_n = 1
-        d_ah[t, :, 0 * H:1 * H] = d_ar
-        d_ah[t, :, 1 * H:2 * H] = d_az
-        d_ah[t, :, 2 * H:3 * H] = d_an * r               # d a_n / d ah_n = r
-        dh = dh_prev + d_ah[t] @ W_hh                    # dah/dh_{t-1} = W_hh
+        rz, d_rz = act[:, :2 * H], dx[:, :2 * H]
+        np.subtract(1, rz, out=slope)                    # sigmoid' = s * (1 - s)
+        slope *= rz
+        d_rz *= slope
+        np.copyto(dhh, dx)                               # d a / d ax = d a / d ah = 1 ...
+        dhh[:, 2 * H:] *= r                              # ... but d a_n / d ah_n = r
+        np.matmul(dhh, W_hh, out=dh)                     # dah/dh_{t-1} = W_hh
+        dh += dh_prev
 
     grads = _weight_grads(cache, d_ax, d_ah)
     grads["h0"] = dh

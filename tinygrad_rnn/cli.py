@@ -222,7 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         history = fit(model, _loss_fn, optimizer, data["train"], val_data=data["val"], epochs=epochs,
                       max_steps=args.steps, clip=args.clip, checkpoint=save, progress=not args.quiet,
                       stateful=data["stateful"], start_step=start_step, best_val_loss=best_before,
-                      max_loss=DIVERGENCE_FACTOR * math.log(tokenizer.vocab_size))
+                      max_loss=DIVERGENCE_FACTOR * math.log(tokenizer.vocab_size),
+                      compile=not args.no_compile)
     except DivergenceError as exc:
         raise CLIError(_divergence_message(exc, args, out, tokenizer.vocab_size, wrote_best)) from None
     seconds = time.perf_counter() - started
@@ -550,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n", type=int, default=10, help="samples printed at the end")
     train.add_argument("--temperature", type=float, default=0.8)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-compile", action="store_true",
+                       help="run every step eagerly instead of replaying a traced step "
+                            "(tinygrad_rnn.compile); same results, slower")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser(

@@ -38,7 +38,7 @@ __all__ = [
     "Node", "apply", "detect_anomaly", "effect", "enable_grad", "is_grad_enabled", "no_grad", "op",
     "run_backward", "scope", "current_scope", "graph_tensors", "node_order", "unbroadcast",
     "set_tracer", "get_tracer", "live_node_count", "constant", "promote_operands", "as_operands",
-    "tensor_list",
+    "tensor_list", "register_tensor_class",
 ]
 
 # Module-level switches, read on every op; globals are the cheapest thing Python can look up.
@@ -46,7 +46,7 @@ _grad_enabled = True
 _anomaly = False
 _scope: str | None = None
 _tracer: Any = None          # set by tinygrad_rnn.compile while it records a trace
-_Tensor: Any = None          # the Tensor class, bound by tensor.py (it imports this module)
+_Tensor: Any = None          # the Tensor class, registered by tensor.py (which imports this module)
 
 
 # ----- graph nodes ------------------------------------------------------------------------------
@@ -168,11 +168,11 @@ def apply(forward: Callable, tensors: tuple, args: tuple, kwargs: dict, name: st
         if many:
             for i, t in enumerate(outs):
                 t.requires_grad = t.data.dtype.kind == "f"
-                t._node = node
-                t._index = i
+                t.grad_fn = node
+                t.output_index = i
         else:
             outs.requires_grad = True
-            outs._node = node
+            outs.grad_fn = node
         if _anomaly:
             for t in (outs if many else (outs,)):
                 _check_finite(node, t.data, "forward")
@@ -189,9 +189,9 @@ def _wrap(y: Any) -> "Tensor":
     t.data = y
     t.grad = None
     t.requires_grad = False
-    t._node = None
-    t._index = 0
-    t._scope = _scope
+    t.grad_fn = None
+    t.output_index = 0
+    t.scope = _scope
     t.name = None
     return t
 
@@ -279,6 +279,12 @@ def effect(fn: Callable) -> Callable:
     return wrapper
 
 
+def register_tensor_class(cls: type) -> None:
+    """Called once by ``tinygrad_rnn.tensor``: the class this module wraps op results in."""
+    global _Tensor
+    _Tensor = cls
+
+
 def set_tracer(tracer: Any) -> Any:
     """Install the object told about every op, backward walk and effect (None: stop); returns the
     previous one. Used by ``tinygrad_rnn.compile``."""
@@ -316,7 +322,7 @@ def node_order(roots: Sequence["Tensor"]) -> list[Node]:
     order: list[Node] = []
     visited: set[int] = set()
     for root in roots:
-        node = root._node
+        node = root.grad_fn
         if node is None or id(node) in visited:
             continue
         visited.add(id(node))
@@ -325,7 +331,7 @@ def node_order(roots: Sequence["Tensor"]) -> list[Node]:
         while stack:
             current, inputs = stack[-1]
             for t in inputs:
-                parent = t._node
+                parent = t.grad_fn
                 if parent is not None and id(parent) not in visited:
                     visited.add(id(parent))
                     stack.append((parent, iter(parent.inputs)))
@@ -413,7 +419,7 @@ def _accumulate(pending: dict, leaves: dict, t: "Tensor", g: Any) -> None:
         g = unbroadcast(g, data.shape)
     if g.dtype != data.dtype:
         g = g.astype(data.dtype)
-    node = t._node
+    node = t.grad_fn
     if node is None:  # a leaf: gathered, then added into .grad once the walk is over
         key = id(t)
         entry = leaves.get(key)
@@ -428,14 +434,14 @@ def _accumulate(pending: dict, leaves: dict, t: "Tensor", g: Any) -> None:
         slots = pending.get(key)
         if slots is None:
             slots = pending[key] = [None] * len(node.out_meta)
-        i = t._index
+        i = t.output_index
         slots[i] = g if slots[i] is None else np.asarray(slots[i] + g)
 
 
 def _check_finite(node: Node, array: np.ndarray, phase: str) -> None:
     if not np.all(np.isfinite(array)):
         shapes = ", ".join(str(t.shape) for t in node.inputs)
-        scope_name = next((t._scope for t in node.inputs if t._scope), None)
+        scope_name = next((t.scope for t in node.inputs if t.scope), None)
         raise FloatingPointError(
             f"detect_anomaly: op '{node.op}' produced a non-finite value in its {phase} "
             f"(input shapes: {shapes}; scope: {scope_name})"

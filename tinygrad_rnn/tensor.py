@@ -51,7 +51,8 @@ class Tensor:
     hashing stays by identity, so tensors work as set members and dict keys.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_index", "_scope", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "output_index", "scope", "name",
+                 "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
@@ -63,9 +64,9 @@ class Tensor:
         self.data = array
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
-        self._node: engine.Node | None = None   # the op application that produced this tensor
-        self._index = 0                          # which output of that op it is
-        self._scope = engine.current_scope()
+        self.grad_fn: engine.Node | None = None  # the node of the op that produced it (None: a leaf)
+        self.output_index = 0                     # which output of that op it is (chunk has several)
+        self.scope = engine.current_scope()       # the scope(...) path open when it was made
         self.name: str | None = None
 
     # ----- basic properties -------------------------------------------------------------------
@@ -87,38 +88,23 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._node is None
+        return self.grad_fn is None
 
     @property
     def op(self) -> str:
         """Name of the op that produced this tensor ("" for leaves)."""
-        return "" if self._node is None else self._node.op
+        return "" if self.grad_fn is None else self.grad_fn.op
 
     @property
     def parents(self) -> tuple:
         """The tensors this one was computed from (empty for leaves and after backward frees it)."""
-        return () if self._node is None else self._node.inputs
-
-    @property
-    def grad_fn(self) -> engine.Node | None:
-        """The graph node of the op that produced this tensor (None for leaves and constants)."""
-        return self._node
+        return () if self.grad_fn is None else self.grad_fn.inputs
 
     @property
     def retains_grad(self) -> bool:
         """True for an intermediate tensor that keeps its ``.grad`` (see :meth:`retain_grad`)."""
-        node = self._node
-        return node is not None and bool(node.retained) and node.retained.get(self._index) is self
-
-    @property
-    def output_index(self) -> int:
-        """Which output of its op this tensor is (0 unless the op has several, like ``chunk``)."""
-        return self._index
-
-    @property
-    def scope(self) -> str | None:
-        """The ``scope(...)`` path that was open when this tensor was created."""
-        return self._scope
+        node = self.grad_fn
+        return node is not None and bool(node.retained) and node.retained.get(self.output_index) is self
 
     def numpy(self) -> np.ndarray:
         _tracer_reads_value(self, "numpy()")
@@ -162,17 +148,17 @@ class Tensor:
 
     def retain_grad(self) -> "Tensor":
         """Keep this intermediate tensor's gradient in ``.grad`` during backward (for inspection)."""
-        node = self._node
+        node = self.grad_fn
         if self.requires_grad and node is not None:
             if node.retained is None:
                 node.retained = {}
-            node.retained[self._index] = self
+            node.retained[self.output_index] = self
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad_: dtype {self.data.dtype} cannot require grad")
-        if self._node is not None:
+        if self.grad_fn is not None:
             raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
         self.requires_grad = bool(requires_grad)
         return self
@@ -199,8 +185,8 @@ class Tensor:
         body = np.array2string(self.data, precision=4, threshold=20, separator=", ",
                                prefix="Tensor(")
         extra = f", dtype={self.data.dtype}"
-        if self._node is not None:
-            extra += f", op={self._node.op}"
+        if self.grad_fn is not None:
+            extra += f", op={self.grad_fn.op}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"Tensor({body}{extra})"
@@ -302,7 +288,7 @@ def _tracer_reads_value(t: Tensor, what: str) -> None:
         tracer.on_value_read(t, what)
 
 
-engine._Tensor = Tensor
+engine.register_tensor_class(Tensor)
 
 
 # ----- factories --------------------------------------------------------------------------------

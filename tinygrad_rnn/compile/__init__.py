@@ -209,7 +209,7 @@ class _Entry:
     @property
     def replay(self) -> Replay:
         if self._replay is None:
-            self._replay = Replay(optimize(self.schedule), self.schedule, self.name)
+            self._replay = Replay(*optimize(self.schedule), self.name)
         return self._replay
 
     def call(self, flat: list) -> Any:
@@ -220,7 +220,7 @@ class _Entry:
 
     def call_keeping_all(self, flat: list) -> tuple[dict, Any]:
         if self._debug is None:
-            self._debug = Replay(optimize(self.schedule, free=False), self.schedule, self.name)
+            self._debug = Replay(*optimize(self.schedule, free=False), self.name)
         arrays = [x.data if isinstance(x, Tensor) else x for x in flat]
         tensors = [x if isinstance(x, Tensor) else None for x in flat]
         values = self._debug.run_keeping_all(arrays, tensors)

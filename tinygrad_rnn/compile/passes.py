@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import addmm, matmul
+from ..ops import addmm, matmul, unbind
 from .trace import BackwardStep, EffectStep, OpStep, Schedule
 
 __all__ = [
     "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
     "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
-    "optimize", "output_slots",
+    "optimize", "output_slots", "remove_dead_code", "share_stacked_gradients", "Reuse",
 ]
 
 
@@ -72,17 +72,28 @@ class Accumulate:
     dtype: np.dtype
     label: str
     mode: str = "assign"   # "assign", "add" (a new array) or "iadd" (in place, into an owned one)
+    exact: bool = False    # the gradient arrives with the input's shape and dtype: nothing to fit
 
 
 @dataclass
 class WeightGemm:
-    """``dest (+)= concat(a)ᵀ concat(g)``: a weight's per-step gradients as one product."""
+    """``dest (+)= concat(a)ᵀ concat(g)``: a weight's per-step gradients as one product. With
+    ``stacked``, the g are first stacked into that variable (time-major), which a later unbind's
+    backward reuses instead of stacking them again."""
     dest: str
     a_vars: list[str]
     g_vars: list[str]
     shape: tuple
     dtype: np.dtype
     mode: str = "assign"
+    stacked: str | None = None
+
+
+@dataclass
+class Reuse:
+    """``result = (var,)``: a backward's result that another statement already computed."""
+    result: str
+    var: str
 
 
 @dataclass
@@ -107,6 +118,8 @@ class Program:
 
 
 def reads(s: Any) -> list[str]:
+    if isinstance(s, Reuse):
+        return [s.var]
     if isinstance(s, Run):
         return s.ins
     if isinstance(s, Backprop):
@@ -128,8 +141,12 @@ def writes(s: Any) -> list[str]:
         return s.outs + ([s.closure] if s.closure else [])
     if isinstance(s, Backprop):
         return [s.result]
-    if isinstance(s, (Accumulate, WeightGemm)):
+    if isinstance(s, WeightGemm):
+        return [s.dest] + ([s.stacked] if s.stacked else [])
+    if isinstance(s, Accumulate):
         return [s.dest]
+    if isinstance(s, Reuse):
+        return [s.result]
     return []
 
 
@@ -189,7 +206,7 @@ def _lower_backward(schedule: Schedule, step: BackwardStep, k: int, statements: 
                 continue
             info = slots[slot]
             statements.append(Accumulate(grad(slot), ("grad", k, op_index, j), info.shape,
-                                         info.dtype, op.name))
+                                         info.dtype, op.name, exact=exact_gradient(schedule, op, j)))
             defined.add(grad(slot))
             if is_leaf:
                 leaves[slot] = None
@@ -212,6 +229,29 @@ def output_slots(structure: Any) -> list[int]:
             children = list(content.values()) if kind == "dict" else list(content)
             stack.extend(reversed(children))
     return found
+
+
+# Library ops whose backward returns every input's gradient at exactly that input's shape.
+_EXACT_SHAPE = {"chunk", "split", "unbind", "stack", "cat", "reshape", "transpose", "permute", "T",
+                "getitem", "embedding", "matmul", "chunk_activations"}
+
+
+def exact_gradient(schedule: Schedule, op: OpStep, j: int) -> bool:
+    """Whether input ``j`` of a library op gets its gradient already at its own shape and dtype
+    (no broadcast to undo): then the replay adds it as it is. A library op's backward returns
+    the input's shape or the output's (broadcast) shape, in the input's dtype, so equal shapes
+    suffice; some ops are exact whatever the shapes. User ops are always fitted."""
+    if not getattr(op.forward, "__module__", "").startswith(("tinygrad_rnn.ops", "tinygrad_rnn.compile")):
+        return False
+    shape = schedule.slots[op.inputs[j]].shape
+    if shape == ():
+        return False  # NumPy may hand back a scalar
+    if op.name == "matmul":
+        return all(len(schedule.slots[s].shape) == 2 for s in op.inputs)
+    if op.name in _EXACT_SHAPE or (op.name == "addmm" and j > 0):
+        return True
+    return not op.many and schedule.slots[op.outputs[0]].shape == shape
+
 
 
 # ----- passes -------------------------------------------------------------------------------------
@@ -261,6 +301,57 @@ def batch_weight_gradients(program: Program, schedule: Schedule) -> Program:
     return program
 
 
+def share_stacked_gradients(program: Program, schedule: Schedule) -> Program:
+    """When a weight's gradient pieces ``gₜ`` are exactly the gradients an ``unbind`` of the
+    hoisted input projection gets back (``addmm(gx_t, h, W)``: dL/dgx_t = gₜ), stack them once,
+    in time order: the weight's product reads the stack, and the unbind's backward, which would
+    stack the same arrays again, takes it as its result."""
+    steps = schedule.steps
+    piece_of: dict[int, tuple[int, int]] = {}   # slot -> (unbind step, position)
+    for index, step in enumerate(steps):
+        if isinstance(step, OpStep) and step.forward is unbind.forward and step.args in ((), (0,)) \
+                and not step.kwargs:
+            for position, slot in enumerate(step.outputs):
+                piece_of[slot] = (index, position)
+    contributions: dict[str, list[Any]] = {}
+    for s in program.statements:
+        if isinstance(s, (Accumulate, WeightGemm)):
+            contributions.setdefault(s.dest, []).append(s)
+    backprops = {s.closure: (i, s) for i, s in enumerate(program.statements) if isinstance(s, Backprop)}
+    for gemm in [s for s in program.statements if isinstance(s, WeightGemm)]:
+        placed = {}
+        for g_var in gemm.g_vars:
+            k, out_slot = g_var[1:].split("_")
+            op_index = schedule.slots[int(out_slot)].source
+            op = steps[op_index]
+            if op.forward is not addmm.forward or op.inputs[0] not in piece_of:
+                break
+            unbind_step, position = piece_of[op.inputs[0]]
+            dest = f"g{k}_{op.inputs[0]}"
+            only = contributions.get(dest, [])
+            if len(only) != 1 or not isinstance(only[0], Accumulate) or \
+                    only[0].source[:3] != ("grad", int(k), op_index):
+                break
+            placed[position] = (unbind_step, k, g_var, gemm.a_vars[gemm.g_vars.index(g_var)])
+        else:
+            steps_used = {u for u, _, _, _ in placed.values()}
+            if len(steps_used) != 1 or len({k for _, k, _, _ in placed.values()}) != 1:
+                continue
+            unbind_step = steps_used.pop()
+            k = next(iter(placed.values()))[1]
+            if sorted(placed) != list(range(len(steps[unbind_step].outputs))):
+                continue
+            entry = backprops.get(f"b{unbind_step}")
+            if entry is None or entry[1].result != f"r{k}_{unbind_step}":
+                continue
+            order = [placed[p] for p in sorted(placed)]
+            gemm.g_vars = [g for _, _, g, _ in order]
+            gemm.a_vars = [a for _, _, _, a in order]
+            gemm.stacked = f"s{k}_{unbind_step}"
+            program.statements[entry[0]] = Reuse(entry[1].result, gemm.stacked)
+    return program
+
+
 def accumulate_in_place(program: Program) -> Program:
     """Choose how each gradient contribution is added: the first is taken as it is, the second
     makes a new array (the first may belong to someone else), later ones add in place into that
@@ -305,8 +396,41 @@ def free_dead_values(program: Program) -> Program:
     return program
 
 
-def optimize(schedule: Schedule, free: bool = True) -> Program:
-    """Lower the schedule and run the passes (without liveness when ``free`` is False, so a
-    checking replay can compare every value)."""
-    program = accumulate_in_place(batch_weight_gradients(lower(schedule), schedule))
-    return free_dead_values(program) if free else program
+def remove_dead_code(program: Program, schedule: Schedule) -> Program:
+    """Drop library ops whose results nothing reads (e.g. a layer's stacked outputs when only
+    its final state is used) and that keep no backward; dropout stays, since skipping it would
+    change the random numbers drawn after it."""
+    from ..ops.elementwise import dropout_forward_op
+    statements = program.statements
+    keep = set(program.outputs)
+    while True:
+        read: set[str] = set(keep)
+        for s in statements:
+            read.update(reads(s))
+        alive = []
+        for s in statements:
+            if isinstance(s, Run) and s.closure is None and not any(v in read for v in s.outs):
+                forward = schedule.steps[s.step].forward
+                module = getattr(forward, "__module__", "")
+                if module.startswith("tinygrad_rnn.ops") and forward is not dropout_forward_op.forward:
+                    continue
+            if isinstance(s, Read) and s.var not in read:
+                continue
+            alive.append(s)
+        if len(alive) == len(statements):
+            program.statements = statements
+            return program
+        statements = alive
+
+
+def optimize(schedule: Schedule, free: bool = True) -> tuple[Program, Schedule]:
+    """Fuse, lower and run the passes (without liveness when ``free`` is False, so a checking
+    replay can compare every value). Returns the program and the schedule it runs (the fused
+    one; the captured schedule is not changed)."""
+    from .fusion import fuse_chunk_activations
+    schedule = fuse_chunk_activations(schedule)
+    program = batch_weight_gradients(lower(schedule), schedule)
+    program = accumulate_in_place(share_stacked_gradients(program, schedule))
+    if free:  # a checking replay keeps everything, to compare every value
+        program = free_dead_values(remove_dead_code(program, schedule))
+    return program, schedule

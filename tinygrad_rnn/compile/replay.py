@@ -11,8 +11,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..engine import unbroadcast
+from .inline import FRESH, IN_PLACE, inline_code
 from .passes import (
-    Accumulate, Backprop, CallEffect, Free, Program, Read, Run, StoreGrad, WeightGemm,
+    Accumulate, Backprop, CallEffect, Free, Program, Read, Reuse, Run, StoreGrad, WeightGemm,
+    reads,
 )
 from .trace import CompileError, EffectStep, OpStep, Schedule
 
@@ -72,10 +74,11 @@ class Replay:
     def __init__(self, program: Program, schedule: Schedule, name: str = "step"):
         self.schedule = schedule
         self.registers: dict[str, int] = {}
-        self.globals: dict[str, Any] = {"fit": fit, "weight_gemm": weight_gemm,
+        self.globals: dict[str, Any] = {"np": np, "fit": fit, "weight_gemm": weight_gemm,
                                         "store_grad": store_grad, "zeros": np.zeros,
                                         "asarray": np.asarray}
         self._names: dict[int, str] = {}
+        self._plan_inlining(program)
         lines = [self._line(s) for s in program.statements]
         self.output_registers = [self.registers[v] for v in program.outputs]
         self.size = len(self.registers)
@@ -161,6 +164,14 @@ class Replay:
             return f"{self._reg(s.var)} = {source}"
         if isinstance(s, Run):
             step: OpStep = schedule.steps[s.step]
+            where = schedule.slots[step.outputs[0]].label if step.outputs else step.name
+            if s.closure is None:
+                code = inline_code(step.forward, [self._reg(v) for v in s.outs],
+                                   [self._reg(v) for v in s.ins], step.args, step.kwargs,
+                                   self._plain(step), s.ins[:1] and s.ins[0] in self._reusable
+                                   and self._reusable[s.ins[0]] is s)
+                if code is not None:
+                    return f"{code}  # {where}"
             args = [self._reg(v) for v in s.ins] + [self._arg(a) for a in step.args]
             args += [f"{k}={self._arg(v)}" for k, v in step.kwargs.items()]
             if s.needs is not None:
@@ -169,7 +180,6 @@ class Replay:
             target = f"({', '.join(outs)},)" if step.many else outs[0]
             closure = self._reg(s.closure) if s.closure else "_"
             fn = self._const(step.forward, f"{step.name}_")
-            where = schedule.slots[step.outputs[0]].label if step.outputs else step.name
             return f"{target}, {closure} = {fn}({', '.join(args)})  # {where}"
         if isinstance(s, CallEffect):
             step: EffectStep = schedule.steps[s.step]
@@ -186,19 +196,55 @@ class Replay:
                 value = self._const(s.source[1], "SEED")
             else:
                 k, step_index, j = s.source[1:]
-                value = (f"fit({self._reg(f'r{k}_{step_index}')}[{_OPEN}{j}{_CLOSE}], {s.shape!r}, "
-                         f"{self._const(s.dtype, 'D')}, {s.label!r})")
+                value = f"{self._reg(f'r{k}_{step_index}')}[{_OPEN}{j}{_CLOSE}]"
+                if not s.exact:
+                    value = f"fit({value}, {s.shape!r}, {self._const(s.dtype, 'D')}, {s.label!r})"
             return self._combine(s.dest, value, s.mode, s.shape)
         if isinstance(s, WeightGemm):
-            value = (f"weight_gemm([{', '.join(self._reg(v) for v in s.a_vars)}], "
-                     f"[{', '.join(self._reg(v) for v in s.g_vars)}])")
-            return self._combine(s.dest, value, s.mode, s.shape)
+            a_list = f"[{', '.join(self._reg(v) for v in s.a_vars)}]"
+            g_list = f"[{', '.join(self._reg(v) for v in s.g_vars)}]"
+            if s.stacked is None:
+                return self._combine(s.dest, f"weight_gemm({a_list}, {g_list})", s.mode, s.shape)
+            stacked = self._reg(s.stacked)
+            value = f"np.concatenate({a_list}).T @ {stacked}.reshape(-1, {stacked}.shape[-1])"
+            return f"{stacked} = np.stack({g_list}); " + self._combine(s.dest, value, s.mode, s.shape)
+        if isinstance(s, Reuse):
+            return f"{self._reg(s.result)} = ({self._reg(s.var)},)  # the stack made for the weight"
         if isinstance(s, StoreGrad):
             target = f"IT[{s.position}]" if s.kind == "input" else f"E[{s.position}]"
             return f"store_grad({target}, {self._reg(s.var)}, {s.fresh})"
         if isinstance(s, Free):
             return " = ".join(self._reg(v) for v in s.vars) + " = None"
         raise TypeError(f"unknown statement {s!r}")
+
+    def _plain(self, step: OpStep) -> bool:
+        """Whether an inlined NumPy expression gives exactly what the op gives: arrays of one
+        dtype and no 0-d results (NumPy would hand back scalars)."""
+        slots = self.schedule.slots
+        dtypes = {slots[i].dtype for i in step.inputs + step.outputs}
+        return len(dtypes) == 1 and all(slots[o].shape != () for o in step.outputs)
+
+    def _plan_inlining(self, program: Program) -> None:
+        """Which value may an inlined elementwise op overwrite: one that a closure-free op of
+        this program made as a new array, that only closure-free ops read, at its last read."""
+        made: dict[str, bool] = {}
+        readers: dict[str, list] = {}
+        for s in program.statements:
+            if isinstance(s, Run):
+                step = self.schedule.steps[s.step]
+                for v in s.outs:
+                    made[v] = s.closure is None and step.forward in FRESH and not step.many
+            for v in reads(s):
+                readers.setdefault(v, []).append(s)
+        keep = set(program.outputs)
+        self._reusable = {}
+        for v, users in readers.items():
+            last = users[-1]
+            if (made.get(v) and v not in keep and isinstance(last, Run) and last.ins[:1] == [v]
+                    and v not in last.ins[1:]
+                    and all(isinstance(u, Run) and u.closure is None for u in users)
+                    and self.schedule.steps[last.step].forward in IN_PLACE):
+                self._reusable[v] = last
 
     def _combine(self, dest: str, value: str, mode: str, shape: tuple) -> str:
         d = self._reg(dest)
