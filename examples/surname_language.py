@@ -33,14 +33,12 @@ class SurnameClassifier(nn.Module):
     def __init__(self, vocab_size: int, classes: int, cell: str, embed: int, hidden: int):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed, padding_idx=0)
-        self.rnn = CELLS[cell](embed, hidden, batch_first=True)
+        self.rnn = nn.LastOutput(CELLS[cell](embed, hidden, batch_first=True))  # each name's last step
         self.head = nn.Linear(hidden, classes)
 
-    def forward(self, x, state=None):
+    def forward(self, x):
         ids, lengths = x
-        _, h_n = self.rnn(self.embedding(ids), lengths=lengths)
-        h_n = h_n[0] if isinstance(h_n, tuple) else h_n   # LSTM: (h_n, c_n)
-        return self.head(h_n[-1]), None
+        return self.head(self.rnn(self.embedding(ids), lengths=lengths))
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
@@ -66,7 +64,7 @@ def main() -> None:
         args.epochs, args.hidden, args.embed = 3, 16, 8
     languages = sorted({lang for _, lang in pairs})
     tokenizer = CharTokenizer(specials=("<pad>",)).fit(name for name, _ in pairs)  # <pad> is id 0
-    ids, lengths = pad([tokenizer.encode(pairs[i][0]) for i in order])
+    ids, lengths = pad(tokenizer.encode([pairs[i][0] for i in order]))
     labels = np.asarray([languages.index(pairs[i][1]) for i in order], dtype=np.int64)
     n_test = len(order) // 5
     test_x, test_y = (ids[:n_test], lengths[:n_test]), labels[:n_test]
@@ -108,7 +106,7 @@ def main() -> None:
     model = results[best][2]
     model.eval()
     with tg.no_grad():
-        predicted = model(test_x)[0].numpy().argmax(-1)
+        predicted = model(test_x).numpy().argmax(-1)
     matrix = confusion_matrix(test_y, predicted, len(languages))
     short = [lang[:4] for lang in languages]
     print(f"\nconfusion matrix of the {best.upper()} (rows: true, columns: predicted), recall per language")

@@ -53,6 +53,7 @@ class LayerCase:
     unbatched: bool = False
     lengths: tuple[int, ...] | None = None  # needs N == len(lengths), L >= max(lengths)
     dtype: str = "float64"
+    proj_size: int = 0                       # LSTM only
 
 
 LAYER_CASES = [
@@ -72,6 +73,15 @@ LAYER_CASES = [
               batch_first=True, lengths=(4, 2, 6)),
     LayerCase("unbatched", unbatched=True),
     LayerCase("unbatched_layers2_bidir", num_layers=2, bidirectional=True, unbatched=True),
+]
+
+
+# LSTM with a projection (PyTorch's proj_size): h and the output have P < H features.
+PROJ_CASES = [
+    LayerCase("proj", proj_size=2),
+    LayerCase("proj_layers2_bidir", num_layers=2, bidirectional=True, proj_size=3),
+    LayerCase("proj_lengths_bidir_batch_first", bidirectional=True, batch_first=True, proj_size=2,
+              lengths=(5, 7, 3)),
 ]
 
 
@@ -140,6 +150,8 @@ def make_layer_fixture(kind: str, nonlinearity: str | None, short: str, case: La
               "bidirectional": case.bidirectional}
     if kind == "RNN":
         config["nonlinearity"] = nonlinearity
+    if case.proj_size:
+        config["proj_size"] = case.proj_size
     ctor = {k: v for k, v in config.items() if k != "kind"}
     layer = getattr(nn, kind)(**ctor).to(getattr(torch, dt))
 
@@ -154,7 +166,10 @@ def make_layer_fixture(kind: str, nonlinearity: str | None, short: str, case: La
     hx, state_ts = None, {}
     if case.with_state:
         for sname in ("h0", "c0") if kind == "LSTM" else ("h0",):
-            arrays[sname] = _random(rng, state_shape, dt, scale=0.5)
+            shape = state_shape
+            if sname == "h0" and case.proj_size:  # h is projected to P features, c keeps H
+                shape = state_shape[:-1] + (case.proj_size,)
+            arrays[sname] = _random(rng, shape, dt, scale=0.5)
             state_ts[sname] = _tensor(arrays[sname], grad=True)
         hx = (state_ts["h0"], state_ts["c0"]) if kind == "LSTM" else state_ts["h0"]
 
@@ -243,13 +258,98 @@ def make_cell_fixture(kind: str, nonlinearity: str | None, short: str, case: Cel
     return name, _save(name, arrays, config, meta)
 
 
+# ----- cross-entropy with class-probability targets ------------------------------------------------
+CE_CASES = [  # (suffix, logits shape with classes LAST, reduction, label_smoothing, class weights)
+    ("mean", (6, 5), "mean", 0.0, False),
+    ("sum_weight", (6, 5), "sum", 0.0, True),
+    ("none_seq", (3, 4, 5), "none", 0.0, False),
+    ("mean_smoothing_weight_seq", (3, 4, 5), "mean", 0.1, True),
+]
+
+
+def make_ce_fixture(suffix: str, shape: tuple, reduction: str, smoothing: float, weighted: bool) -> int:
+    """F.cross_entropy with soft targets (rows summing to 1); torch wants the classes at dim 1."""
+    name = f"ce_prob_{suffix}"
+    rng = np.random.default_rng(_seed(name))
+    x = rng.standard_normal(shape) * 2.0
+    raw = rng.random(shape)
+    target = raw / raw.sum(axis=-1, keepdims=True)
+    arrays = {"x": x, "target": target}
+    weight = None
+    if weighted:
+        arrays["weight"] = rng.random(shape[-1]) + 0.5
+        weight = torch.tensor(arrays["weight"])
+    x_t = _tensor(x, grad=True)
+    to_torch = (lambda a: a) if len(shape) == 2 else (lambda a: a.movedim(-1, 1))
+    loss = torch.nn.functional.cross_entropy(to_torch(x_t), to_torch(torch.tensor(target)), weight=weight,
+                                             reduction=reduction, label_smoothing=smoothing)
+    g = rng.standard_normal(tuple(loss.shape))
+    (loss * _tensor(g)).sum().backward()
+    arrays.update({"g.loss": g, "out.loss": loss.detach().numpy().copy(), "grad.x": x_t.grad.numpy().copy()})
+    config = {"reduction": reduction, "label_smoothing": smoothing, "weighted": weighted}
+    meta = {"dtype": "float64", "seed": _seed(name), "torch_version": torch.__version__,
+            "loss": "sum(loss * g.loss)", "module": "cross_entropy"}
+    return _save(name, arrays, config, meta)
+
+
+# ----- nn.init laws -----------------------------------------------------------------------------------
+INIT_CASES = [  # (name, torch function, shape, kwargs)
+    ("uniform", "uniform_", (300, 200), {"a": -0.5, "b": 1.5}),
+    ("normal", "normal_", (300, 200), {"mean": 0.3, "std": 2.0}),
+    ("zeros", "zeros_", (30, 20), {}),
+    ("ones", "ones_", (30, 20), {}),
+    ("xavier_uniform", "xavier_uniform_", (300, 200), {"gain": 2.0}),
+    ("xavier_normal", "xavier_normal_", (300, 200), {"gain": 0.5}),
+    ("kaiming_uniform", "kaiming_uniform_", (300, 200), {}),
+    ("kaiming_uniform_fan_out_relu", "kaiming_uniform_", (300, 200), {"mode": "fan_out", "nonlinearity": "relu"}),
+    ("kaiming_normal", "kaiming_normal_", (300, 200), {"a": 0.2}),
+    ("kaiming_normal_fan_out_tanh", "kaiming_normal_", (200, 50, 3), {"mode": "fan_out", "nonlinearity": "tanh"}),
+    ("orthogonal_tall", "orthogonal_", (300, 200), {"gain": 1.5}),
+    ("orthogonal_wide", "orthogonal_", (100, 250), {}),
+]
+GAIN_CASES = [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None), ("leaky_relu", None),
+              ("leaky_relu", 0.2), ("selu", None)]
+
+
+def make_init_fixture() -> int:
+    """Sample moments and extremes of every law (one draw each), and calculate_gain's values."""
+    torch.manual_seed(_seed("init_laws"))
+    arrays, config = {}, {"cases": [], "gains": []}
+    for name, fn, shape, kwargs in INIT_CASES:
+        w = torch.empty(shape, dtype=torch.float64)
+        getattr(torch.nn.init, fn)(w, **kwargs)
+        a = w.numpy()
+        rows = a.reshape(shape[0], -1)
+        gram = rows @ rows.T if rows.shape[0] <= rows.shape[1] else rows.T @ rows
+        arrays[f"out.{name}"] = np.array([a.mean(), a.std(), a.min(), a.max()])
+        arrays[f"out.{name}_gram_diag_mean"] = np.array(np.diag(gram).mean())
+        arrays[f"out.{name}_gram_offdiag_maxabs"] = np.array(np.abs(gram - np.diag(np.diag(gram))).max())
+        config["cases"].append({"name": name, "fn": fn, "shape": list(shape), "kwargs": kwargs})
+    for nonlinearity, param in GAIN_CASES:
+        config["gains"].append([nonlinearity, param, torch.nn.init.calculate_gain(nonlinearity, param)])
+    meta = {"dtype": "float64", "seed": _seed("init_laws"), "torch_version": torch.__version__,
+            "module": "init", "stats": "out.<case> = [mean, std, min, max] of one draw"}
+    return _save("init_laws", arrays, config, meta)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.parse_args()
+    parser.add_argument("--only", choices=["all", "proj", "ce", "init"], default="all",
+                        help="write only this group (the others' files stay byte-identical)")
+    only = parser.parse_args().only
     torch.use_deterministic_algorithms(True)
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
     total, count = 0, 0
-    for kind, nonlinearity, short in KINDS:
+    if only in ("all", "proj"):
+        for index, case in enumerate(PROJ_CASES):
+            _, size = make_layer_fixture("LSTM", None, "lstm", case, index)
+            total, count = total + size, count + 1
+    if only in ("all", "ce"):
+        for case in CE_CASES:
+            total, count = total + make_ce_fixture(*case), count + 1
+    if only in ("all", "init"):
+        total, count = total + make_init_fixture(), count + 1
+    for kind, nonlinearity, short in KINDS if only == "all" else ():
         for index, case in enumerate(CELL_CASES):
             _, size = make_cell_fixture(kind, nonlinearity, short, case, index)
             total, count = total + size, count + 1

@@ -115,7 +115,7 @@ def test_char_argument_errors():
     with pytest.raises(TypeError, match="integers"):
         tok.decode(np.array([0.0, 1.0]))
     with pytest.raises(TypeError, match="str"):
-        tok.encode(["a"])
+        tok.encode([1])   # a list of texts is fine (encoded one by one); a list of ints is not
     with pytest.raises(TypeError, match="iterable of str"):
         CharTokenizer().fit(["a", 3])
     with pytest.raises(ValueError, match="CharTokenizer"):
@@ -371,3 +371,21 @@ def test_batches_errors():
         batches(batch_size=2)
     with pytest.raises(ValueError, match="scalar"):
         batches(np.float64(3.0), batch_size=2)
+
+
+def test_char_tokenizer_lower_and_lists_of_texts():
+    from tinygrad_rnn.data import CharTokenizer, WordTokenizer
+    tok = CharTokenizer(lower=True).fit(["Anna", "BOB"])
+    assert tok.vocab == ["a", "b", "n", "o"]
+    np.testing.assert_array_equal(tok.encode("ANNA"), tok.encode("anna"))
+    again = CharTokenizer.from_dict(tok.to_dict())
+    assert again.lower is True and again.encode("Bob").tolist() == tok.encode("bob").tolist()
+    ids = tok.encode(["ab", "noa"])
+    assert isinstance(ids, list) and [i.tolist() for i in ids] == [[0, 1], [2, 3, 0]]
+    with pytest.raises(TypeError, match="lower must be a bool, got str"):
+        CharTokenizer(lower="yes")
+    with pytest.raises(TypeError, match="text must be a str or a list of str, got int"):
+        tok.encode(3)
+    words = WordTokenizer().fit(["the cat", "the dog"])
+    encoded = words.encode(["the cat", "dog"])
+    assert [e.tolist() for e in encoded] == [words.encode("the cat").tolist(), words.encode("dog").tolist()]

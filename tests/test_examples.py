@@ -43,6 +43,8 @@ def losses(output: str) -> dict[str, tuple[float, float]]:
     ("time_series.py", {"synthetic", "sunspots"}),
     ("sentiment.py", {"gru"}),
     ("surname_language.py", {"rnn", "gru", "lstm"}),
+    ("custom_cells.py", {"rnn", "gru", "lstm"}),
+    ("fit_predict_series.py", {"tanh"}),
     ("next_token_accuracy.py", {"lstm"}),
     ("adding_problem.py", {"lstm", "gru", "rnn"}),
     ("copy_task.py", {"lstm", "gru"}),

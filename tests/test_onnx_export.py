@@ -25,6 +25,7 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 # (batch, length) pairs every exported model is run at: the export used (2, 5).
 SIZES = [(1, 1), (3, 7), (5, 12)]
 KINDS = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}), "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+         "rnn_sigmoid": (nn.RNN, {"nonlinearity": "sigmoid"}),
          "lstm": (nn.LSTM, {}), "gru": (nn.GRU, {})}
 CONFIGS = {
     "base": {},
@@ -285,6 +286,8 @@ class WithBranch(nn.Module):
     (WithStack(), "WithStack .*stack"),
     (WithSum(), "Tensor.logsumexp is not supported"),
     (WithBranch(), "branches on a tensor's value"),
+    (nn.RNN(3, 4, nonlinearity=lambda t: t.tanh() * 2), "callable nonlinearity"),
+    (nn.Recurrent(nn.GRUCell(3, 4)), "Recurrent '.*' is not supported"),
 ])
 def test_unsupported_layer_or_op_is_named(model, pattern, tmp_path):
     path = tmp_path / "m.onnx"

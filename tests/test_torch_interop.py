@@ -150,6 +150,21 @@ class Custom(nn.Module):
 
 
 @needs_torch
+def test_lstm_with_proj_size_round_trip():
+    tg.manual_seed(3)
+    ours = nn.LSTM(4, 5, num_layers=2, bidirectional=True, proj_size=3).double()
+    theirs = torch_interop.to_torch(ours)
+    assert theirs.proj_size == 3 and list(theirs.state_dict()) == list(ours.state_dict())
+    x = np.random.default_rng(0).standard_normal((6, 2, 4))
+    out, (h, c) = ours(tg.Tensor(x))
+    t_out, (t_h, t_c) = theirs(torch.from_numpy(x))
+    for a, b in ((out, t_out), (h, t_h), (c, t_c)):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), atol=1e-12, rtol=0)
+    back = torch_interop.from_torch(theirs)
+    np.testing.assert_allclose(back(tg.Tensor(x))[0].data, out.data, atol=0, rtol=0)
+
+
+@needs_torch
 def test_unsupported_modules_are_named():
     with pytest.raises(TypeError, match="to_torch: Custom has no PyTorch equivalent"):
         torch_interop.to_torch(Custom())
@@ -159,6 +174,8 @@ def test_unsupported_modules_are_named():
         torch_interop.from_torch(torch.nn.Conv1d(2, 2, 3))
     with pytest.raises(TypeError, match="expected a tinygrad_rnn Module, got int"):
         torch_interop.to_torch(3)
+    with pytest.raises(TypeError, match=r"to_torch: RNN\(nonlinearity='sigmoid'\) has no PyTorch equivalent"):
+        torch_interop.to_torch(nn.RNN(2, 3, nonlinearity="sigmoid"))
     with pytest.raises(TypeError, match="expected a torch.nn.Module, got LSTM"):
         torch_interop.from_torch(nn.LSTM(2, 2))
 

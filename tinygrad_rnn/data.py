@@ -70,6 +70,8 @@ class CharTokenizer:
 
     * ``unknown="error"``: encoding a character not seen in ``fit`` raises ``ValueError`` naming it.
     * ``unknown="unk"``: such characters map to the ``"<unk>"`` id.
+    * ``lower=True``: text is lower-cased in :meth:`fit` and :meth:`encode` (``"Anna"`` and ``"anna"``
+      encode alike; the vocabulary has no capitals).
 
     Special tokens are never produced from text by :meth:`encode` (the string ``"<eos>"`` in the
     text is just five characters); append them by id, e.g. ``encode(name, add_eos=True)``.
@@ -77,7 +79,10 @@ class CharTokenizer:
     (the default, handy for sampled names ending in ``<eos>``) or as their own string otherwise.
     """
 
-    def __init__(self, specials: Sequence[str] = (), unknown: str = "error") -> None:
+    def __init__(self, specials: Sequence[str] = (), unknown: str = "error", lower: bool = False) -> None:
+        if not isinstance(lower, bool):
+            raise TypeError(f"lower must be a bool, got {type(lower).__name__}")
+        self.lower = lower
         if isinstance(specials, str):
             raise TypeError(f"specials must be a sequence of strings, got the string {specials!r}")
         specials = tuple(specials)
@@ -104,13 +109,13 @@ class CharTokenizer:
     def fit(self, text: str | Iterable[str]) -> CharTokenizer:
         """Build the vocabulary from a string or an iterable of strings (e.g. a list of names)."""
         if isinstance(text, str):
-            seen = set(text)
+            seen = set(text.lower() if self.lower else text)
         else:
             seen = set()
             for piece in text:
                 if not isinstance(piece, str):
                     raise TypeError(f"text must be a str or an iterable of str, found {type(piece).__name__}")
-                seen.update(piece)
+                seen.update(piece.lower() if self.lower else piece)
         return self._build(sorted(seen))
 
     def _build(self, chars: list[str]) -> CharTokenizer:
@@ -166,11 +171,16 @@ class CharTokenizer:
         return self.token_to_id(UNK)
 
     # -- encode / decode --------------------------------------------------------------------
-    def encode(self, text: str, add_eos: bool = False) -> np.ndarray:
-        """``text`` -> int64 ids, one per character (plus ``eos_id`` at the end if ``add_eos``)."""
+    def encode(self, text: str | Sequence[str], add_eos: bool = False) -> np.ndarray | list[np.ndarray]:
+        """``text`` -> int64 ids, one per character (plus ``eos_id`` at the end if ``add_eos``);
+        a list of texts gives a list of id arrays (e.g. for ``Sequential.fit``)."""
         self._require_fitted()
+        if isinstance(text, (list, tuple)):
+            return [self.encode(t, add_eos) for t in text]
         if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
+            raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
+        if self.lower:
+            text = text.lower()
         ids = []
         for position, ch in enumerate(text):
             index = self._stoi.get(ch) if ch not in self.specials else None
@@ -202,7 +212,7 @@ class CharTokenizer:
         """JSON-able description; ``CharTokenizer.from_dict(t.to_dict())`` rebuilds ``t`` exactly."""
         self._require_fitted()
         return {"type": "CharTokenizer", "specials": list(self.specials), "unknown": self.unknown,
-                "chars": list(self.chars)}
+                "chars": list(self.chars), "lower": self.lower}
 
     @classmethod
     def from_dict(cls, state: dict) -> CharTokenizer:
@@ -213,7 +223,8 @@ class CharTokenizer:
             raise ValueError("state['chars'] must be a list of single characters")
         if len(set(chars)) != len(chars):
             raise ValueError("state['chars'] contains duplicates")
-        tokenizer = cls(specials=state.get("specials", ()), unknown=state.get("unknown", "error"))
+        tokenizer = cls(specials=state.get("specials", ()), unknown=state.get("unknown", "error"),
+                        lower=bool(state.get("lower", False)))
         return tokenizer._build(list(chars))
 
     def __repr__(self) -> str:
@@ -298,8 +309,13 @@ class WordTokenizer:
         self._require_fitted()
         return self._stoi.get(word, self.unk_id)
 
-    def encode(self, text: str) -> np.ndarray:
+    def encode(self, text: str | Sequence[str]) -> np.ndarray | list[np.ndarray]:
+        """``text`` -> int64 word ids; a list of texts gives a list of id arrays."""
         self._require_fitted()
+        if isinstance(text, (list, tuple)):
+            return [self.encode(t) for t in text]
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
         return np.asarray([self._stoi.get(w, self.unk_id) for w in self.tokenize(text)], dtype=np.int64)
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:

@@ -158,6 +158,11 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100, reducti
 
     ``w`` are the class weights (1 if ``weight`` is None) and ε is ``label_smoothing``; this is
     PyTorch's definition. Backward: ``dl_n/dx_n = (1-ε) w[y_n] (p_n - onehot(y_n)) + (ε/C)(p_n Σw - w)``.
+
+    Class-probability targets (PyTorch since 1.10): a floating ``target`` shaped like the logits,
+    e.g. one-hot rows or soft labels. Then ``y ← (1 - ε) y + ε / C`` and
+    ``l_n = -Σ_c w_c y_{n,c} log p_{n,c}``, "mean" divides by the number of rows, ``ignore_index``
+    does not apply; ``dl_n/dx_n = p_n Σ_c w_c y_{n,c} - w ⊙ y_n``. The target is a constant.
     """
     fn = "cross_entropy"
     x = _float_input(logits, fn, "logits")
@@ -177,6 +182,8 @@ def cross_entropy_forward(x: np.ndarray, y: np.ndarray, weight: np.ndarray | Non
                           has_weight: bool) -> tuple:
     """The array function of :func:`cross_entropy`: ``(loss, backward)``."""
     fn = "cross_entropy"
+    if y.dtype.kind == "f":
+        return _probability_cross_entropy(x, y, weight, reduction, label_smoothing, has_weight)
     y = _class_targets(y, x.shape, ignore_index, fn)
     classes = x.shape[-1]
     w = _class_weight(weight, classes, x.dtype, fn)
@@ -203,6 +210,35 @@ def cross_entropy_forward(x: np.ndarray, y: np.ndarray, weight: np.ndarray | Non
             total = classes if w is None else w.sum(dtype=x.dtype)
             smooth_grad = p * total - (1 if w is None else w)
             grad = (1.0 - eps) * grad + (eps / classes) * np.where(valid[..., None], smooth_grad, 0)
+        return (grad * upstream(g)[..., None], None) + ((None,) if has_weight else ())
+    return out, backward
+
+
+def _probability_cross_entropy(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, reduction: str,
+                               eps: float, has_weight: bool) -> tuple:
+    fn = "cross_entropy"
+    if y.shape == x.shape[:-1]:
+        raise TypeError(f"{fn}: target must hold integer class indices, got dtype {y.dtype} (or pass class "
+                        f"probabilities shaped like the logits, {x.shape})")
+    if y.shape != x.shape:
+        raise ValueError(f"{fn}: a class-probability target must have the logits' shape {x.shape}, got {y.shape} "
+                         "(integer class indices have the shape without the class axis)")
+    classes = x.shape[-1]
+    w = _class_weight(weight, classes, x.dtype, fn)
+    y = y.astype(x.dtype)
+    if eps:
+        y = (1.0 - eps) * y + eps / classes
+    wy = y if w is None else y * w
+    with np.errstate(under="ignore"):
+        shifted = x - x.max(axis=-1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    per = -(wy * log_p).sum(axis=-1)
+    out, upstream = _reduce(per, reduction, per.size)
+
+    def backward(g):
+        with np.errstate(under="ignore"):
+            p = np.exp(log_p)
+        grad = p * wy.sum(axis=-1, keepdims=True) - wy
         return (grad * upstream(g)[..., None], None) + ((None,) if has_weight else ())
     return out, backward
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, RNNCell
+from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, Recurrent, RNNCell
 from .tensor import Tensor, no_grad
 
 __all__ = ["DEFAULT_OPSET", "OnnxExportError", "Traced", "export", "export_checkpoint", "require_onnx"]
@@ -42,7 +42,7 @@ MIN_OPSET = 14
 
 # PyTorch gate blocks -> ONNX gate blocks (see the module docstring).
 GATE_ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN": (0,)}
-UNSUPPORTED_LAYERS = (RNNCell, LSTMCell, GRUCell)
+UNSUPPORTED_LAYERS = (RNNCell, LSTMCell, GRUCell, Recurrent)
 SUPPORTED = "Linear, Embedding, Dropout, RNN, LSTM, GRU, and modules composed of them"
 
 
@@ -481,7 +481,10 @@ def _recurrent(m: Module, path: str, x: Any, hx: Any = None, lengths: Any = None
     if kind == "GRU":
         attrs["linear_before_reset"] = 1  # PyTorch's GRU: b_hn inside the reset product
     if kind == "RNN":
-        attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu"}[m.nonlinearity]] * d
+        if m.nonlinearity not in ("tanh", "relu", "sigmoid"):
+            raise OnnxExportError(f"ONNX export: {layer} has a callable nonlinearity; only 'tanh', 'relu' and "
+                                  "'sigmoid' have an ONNX RNN activation")
+        attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}[m.nonlinearity]] * d
 
     def states_of(layer_index: int, state: Traced | None) -> str:
         if state is None:

@@ -120,6 +120,9 @@ def to_torch(module: nn.Module) -> Any:
         theirs = tnn.Embedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx)
     elif isinstance(module, nn.Dropout):
         theirs = tnn.Dropout(module.p)
+    elif isinstance(module, (nn.RNN, nn.RNNCell)) and module.nonlinearity not in ("tanh", "relu"):
+        raise TypeError(f"to_torch: {type(module).__name__}(nonlinearity={module.nonlinearity!r}) has no PyTorch "
+                        "equivalent (PyTorch has 'tanh' and 'relu'); move the weights with state_dict_to_torch")
     elif isinstance(module, nn.RNN):
         theirs = tnn.RNN(module.input_size, module.hidden_size, nonlinearity=module.nonlinearity,
                          **_recurrent_kwargs(module))

@@ -1,13 +1,17 @@
 """A small training loop: progress bar, validation, clipping, schedules, best checkpoint, Ctrl-C.
 
-``fit`` trains any model called as ``model(x, state) -> (output, state)`` (every recurrent model of
-this library, and :class:`~tinygrad_rnn.models.CharLM`) with ``loss_fn(output, y) -> scalar``.
+``fit`` trains a model called as ``model(x) -> output`` (a plain feed-forward ``forward(x)``,
+``nn.Sequential``) or ``model(x, state) -> (output, state)`` (every recurrent model of this
+library, and :class:`~tinygrad_rnn.models.CharLM`) with ``loss_fn(output, y) -> scalar``, over
+an iterable of ``(x, y)`` batches (``data.batches(X, y, batch_size=...)`` makes them from arrays;
+``nn.Sequential.fit(X, y)`` does it all, Keras-style).
 With ``stateful=True`` (truncated BPTT over contiguous streams, see ``data.lm_batches``) the final
 state of one batch, detached, is the initial state of the next, so information flows forward
 across chunk boundaries while gradients stop there.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
@@ -22,7 +26,7 @@ from .random import get_rng_state, set_rng_state
 from .optim import clip_grads_with_norm_, get_total_norm
 from .tensor import Tensor, no_grad
 
-__all__ = ["History", "DivergenceError", "evaluate", "fit", "as_tensor_batch"]
+__all__ = ["History", "DivergenceError", "evaluate", "fit", "as_tensor_batch", "model_caller"]
 
 Batch = tuple[Any, Any]
 
@@ -59,13 +63,89 @@ class History:
     best_val_loss: float = math.inf
     interrupted: bool = False
 
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Keras' view: metric name -> per-epoch values (``loss``, and ``val_loss`` with validation)."""
+        out = {"loss": self.train_loss}
+        if self.val_loss:
+            out["val_loss"] = self.val_loss
+        return out
+
+    def plot(self, path: Any, title: str = "Loss") -> Any:
+        """Save the loss curves (training, and validation if any) per epoch. Needs matplotlib."""
+        try:
+            from matplotlib.figure import Figure
+        except ImportError as error:
+            raise ImportError("History.plot needs matplotlib, the optional 'plot' extra: "
+                              "pip install tinygrad_rnn[plot]") from error
+        from pathlib import Path
+        fig = Figure(figsize=(6, 4))
+        ax = fig.add_subplot()
+        for name, values in self.history.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.legend()
+        path = Path(path)
+        fig.savefig(path)
+        return path
+
     def to_dict(self) -> dict:
         return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                 for k, v in self.__dict__.items()}
 
 
-def _batches(data: Any) -> Iterable[Batch]:
-    return data() if callable(data) else data
+def _batches(data: Any, name: str = "train_data") -> Iterable[Batch]:
+    data = data() if callable(data) else data
+    if (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(a, np.ndarray) for a in data)
+            and len(data[0]) != 2):
+        raise TypeError(f"fit: {name} must be an iterable of (x, y) batches, got a pair of arrays (X, y); use "
+                        "data.batches(X, y, batch_size=32) for batches, or nn.Sequential(...).fit(X, y)")
+    return data
+
+
+def _pair(batch: Any, name: str) -> Batch:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+        raise TypeError(f"fit: every batch of {name} must be a pair (x, y), got {got}")
+    return batch[0], batch[1]
+
+
+def model_caller(model: Any) -> Callable[[Any, Any], tuple]:
+    """``call(x, state) -> (output, new_state)`` for a model with ``forward(x)`` (new_state None)
+    or ``forward(x, state) -> (output, state)``; a dict ``x`` is passed as keyword arguments.
+    A wrong signature or result says what is expected."""
+    expected = ("fit expects model(x) -> output, or model(x, state) -> (output, state) for a recurrent "
+                "model that carries a state")
+    if not callable(model) or not hasattr(model, "parameters"):
+        raise TypeError(f"fit: model must be a Module (callable, with parameters()), got {type(model).__name__}")
+    forward = getattr(model, "forward", model)
+    try:
+        params = inspect.signature(forward).parameters.values()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = sum(p.default is p.empty for p in positional)
+        takes_state = len(positional) >= 2 and positional[1].name not in ("mask", "lengths")
+        varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
+    except (TypeError, ValueError):  # no signature: assume the library's convention
+        required, takes_state, varargs = 1, True, True
+    if required > 2:
+        raise TypeError(f"fit: {type(model).__name__}.forward requires {required} positional arguments; {expected}")
+    if required == 0 and not positional and not varargs:
+        raise TypeError(f"fit: {type(model).__name__}.forward takes no input; {expected}")
+
+    def call(x: Any, state: Any) -> tuple:
+        if isinstance(x, dict):      # keyword inputs, e.g. {"x": ..., "mask": ...}
+            result = model(**x)
+        else:
+            result = model(x, state) if takes_state or varargs or required == 2 else model(x)
+        if isinstance(result, Tensor):
+            return result, None
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Tensor):
+            return result
+        got = type(result).__name__ + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
+        raise TypeError(f"fit: {type(model).__name__} returned {got}; {expected}")
+    return call
 
 
 def evaluate(model: Any, loss_fn: Callable, data: Any, metric: Callable | None = None,
@@ -73,12 +153,14 @@ def evaluate(model: Any, loss_fn: Callable, data: Any, metric: Callable | None =
     """Mean loss (and metric) over ``data`` in eval mode without recording a graph; batches are
     weighted equally."""
     was_training = getattr(model, "training", False)
+    call = model_caller(model)
     model.eval()
     losses, metrics, state = [], [], None
     try:
         with no_grad():
-            for x, y in _batches(data):
-                output, new_state = model(x, state)
+            for batch in _batches(data, "val_data"):
+                x, y = _pair(batch, "val_data")
+                output, new_state = call(x, state)
                 state = new_state if stateful else None
                 losses.append(float(loss_fn(output, y).item()))
                 if metric is not None:
@@ -95,7 +177,7 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         scheduler: Any = None, checkpoint: Callable[[History], None] | None = None,
         progress: bool = True, stateful: bool = False, metric: Callable | None = None,
         start_step: int = 0, best_val_loss: float = math.inf, max_loss: float | None = None,
-        compile: bool = True) -> History:  # noqa: A002 - the option users expect
+        compile: bool = True, callbacks: Iterable[Any] = ()) -> History:  # noqa: A002 - the option users expect
 
     """Train for ``epochs`` passes over ``train_data`` (or until ``max_steps`` optimizer steps).
 
@@ -118,6 +200,10 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
     :func:`tinygrad_rnn.compile`: traced once per batch shape, replayed afterwards, with the same
     results as eager execution. ``compile=False`` runs them eagerly (e.g. to step through a
     model that reads tensor values in Python).
+
+    ``callbacks``: objects with ``on_epoch_end(epoch, history, model) -> bool`` (True stops the run
+    after this epoch) and optionally ``on_train_end(history, model)``, e.g.
+    :class:`~tinygrad_rnn.callbacks.EarlyStopping`, :class:`~tinygrad_rnn.callbacks.ModelCheckpoint`.
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
@@ -130,11 +216,16 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         raise ValueError(f"fit: max_loss must be a positive number or None, got {max_loss!r}")
     if not isinstance(best_val_loss, (int, float)) or math.isnan(best_val_loss):
         raise ValueError(f"fit: best_val_loss must be a number (inf for none yet), got {best_val_loss!r}")
+    callbacks = list(callbacks or ())
+    for cb in callbacks:
+        if not callable(getattr(cb, "on_epoch_end", None)):
+            raise TypeError(f"fit: every callback needs on_epoch_end(epoch, history, model), got {type(cb).__name__}")
     history = History(steps=start_step, best_val_loss=float(best_val_loss))
+    call = model_caller(model)
     params = list(model.parameters())
 
     def forward_backward(x: Any, y: Any, state: Any) -> tuple:
-        output, new_state = model(x, state)
+        output, new_state = call(x, state)
         loss = loss_fn(output, y)
         loss.backward()
         return loss, (detach_state(new_state) if stateful else None)
@@ -164,14 +255,15 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
         for epoch in range(epochs):
             model.train()
             started = time.perf_counter()
-            batches = _batches(train_data)
+            batches = _batches(train_data, "train_data")
             total = len(batches) if hasattr(batches, "__len__") else None
             # A step budget ends the run, not the epoch count (often a placeholder then): no "/total".
             label = f"epoch {epoch + 1}" if max_steps is not None else f"epoch {epoch + 1}/{epochs}"
             bar = tqdm(batches, total=total, desc=label, disable=not progress,
                        leave=False, dynamic_ncols=True)
             running, seen, state = 0.0, 0, None
-            for x, y in bar:
+            for batch in bar:
+                x, y = _pair(batch, "train_data")
                 optimizer.zero_grad()
                 loss, state = step(x, y, state)
                 value = float(loss.item())
@@ -218,12 +310,18 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
                 tqdm.write(line + f" ({history.epoch_seconds[-1]:.1f} s)")
             if checkpoint is not None and improved:
                 checkpoint(history)
+            stop = [bool(cb.on_epoch_end(epoch, history, model)) for cb in callbacks]
+            if any(stop):
+                break
             if max_steps is not None and history.steps - start_step >= max_steps:
                 break
     except KeyboardInterrupt:
         history.interrupted = True
         if checkpoint is not None:
             checkpoint(history)
+    for cb in callbacks:
+        if callable(getattr(cb, "on_train_end", None)):
+            cb.on_train_end(history, model)
     return history
 
 

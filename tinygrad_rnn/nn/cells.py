@@ -26,13 +26,23 @@ from ..tensor import Tensor
 from .layers import as_input, check_size, uniform
 from .module import Module
 
-NONLINEARITIES = ("tanh", "relu")
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
 
 
-def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: str = "tanh") -> Tensor:
+def check_nonlinearity(nonlinearity: Any, owner: str) -> Any:
+    """PyTorch's "tanh"/"relu", or (an extension) "sigmoid" or a callable Tensor -> Tensor."""
+    if callable(nonlinearity) or nonlinearity in NONLINEARITIES:
+        return nonlinearity
+    raise ValueError(f"{owner}: Unknown nonlinearity {nonlinearity!r}; expected 'tanh' or 'relu' (PyTorch's), "
+                     "'sigmoid', or a callable Tensor -> Tensor")
+
+
+def rnn_step(gx: Tensor, h: Tensor, whh_t: Tensor, nonlinearity: Any = "tanh") -> Tensor:
     """h' = act(gx + h W_hhᵀ), where gx = x W_ihᵀ + b_ih + b_hh."""
     pre = ops.addmm(gx, h, whh_t)
-    return pre.relu() if nonlinearity == "relu" else pre.tanh()
+    if callable(nonlinearity):
+        return nonlinearity(pre)
+    return {"tanh": pre.tanh, "relu": pre.relu, "sigmoid": pre.sigmoid}[nonlinearity]()
 
 
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, whh_t: Tensor) -> tuple[Tensor, Tensor]:
@@ -82,9 +92,16 @@ class _CellBase(Module):
     - ``step(x_t, state) -> (output, new_state)`` for a batch: ``x_t`` is ``(N, I)``, ``state`` a
       tuple of ``(N, size)`` tensors, ``output`` ``(N, output_size)``, ``new_state`` a tuple;
     - ``initial_state(batch, dtype)``: the state before the first step (zeros here).
+
+    Optional, for speed in a sequence layer: ``project_input(x)`` computes the input part of a
+    step for many rows at once (here ``x W_ihᵀ + b``) and ``step_projected(p_t, state)`` finishes
+    a step from it, so ``nn.Recurrent`` does one product for all time steps; ``end_sequence()``
+    is called after the last step (here it drops ``W_hhᵀ``, which the steps of one sequence
+    share, so no tensor of this call outlives it).
     """
 
     gates = 1
+    fold_hh_bias = True   # b_hh joins the input projection (not for the GRU: b_hn is gated by r)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
         super().__init__()
@@ -142,19 +159,35 @@ class _CellBase(Module):
             gx = gx + (self.bias_ih + self.bias_hh if fold_hh_bias else self.bias_ih)
         return gx
 
+    def project_input(self, x: Tensor) -> Tensor:
+        """x W_ihᵀ + b for all rows at once; the steps of this sequence then share one W_hhᵀ
+        (one transpose, and in a compiled step one product for the weight's gradient)."""
+        object.__setattr__(self, "_whh_t", self.weight_hh.T)
+        return self._projection(x, self.fold_hh_bias)
+
+    def end_sequence(self) -> None:
+        """Drop the W_hhᵀ the steps of the sequence shared."""
+        object.__setattr__(self, "_whh_t", None)
+
+    def _recurrent_weight(self) -> Tensor:
+        shared = getattr(self, "_whh_t", None)
+        return self.weight_hh.T if shared is None else shared
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}"
 
 
 class RNNCell(_CellBase):
-    """h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), act "tanh" or "relu". Called as ``cell(x, h=None)``."""
+    """h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh). Called as ``cell(x, h=None)``.
+
+    ``act`` is PyTorch's "tanh" or "relu", or (an extension of PyTorch's two) "sigmoid" or any
+    callable Tensor -> Tensor."""
 
     gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh"):
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"RNNCell: Unknown nonlinearity '{nonlinearity}'; expected 'tanh' or 'relu'")
+                 nonlinearity: Any = "tanh"):
+        nonlinearity = check_nonlinearity(nonlinearity, "RNNCell")
         super().__init__(input_size, hidden_size, bias)
         self.nonlinearity = nonlinearity
 
@@ -166,7 +199,10 @@ class RNNCell(_CellBase):
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         """The cell protocol: ``(h', (h',))`` from a batch ``x`` (N, I) and ``state = (h,)``."""
-        h_next = rnn_step(self._projection(x, True), state[0], self.weight_hh.T, self.nonlinearity)
+        return self.step_projected(self._projection(x, True), state)
+
+    def step_projected(self, gx: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        h_next = rnn_step(gx, state[0], self._recurrent_weight(), self.nonlinearity)
         return h_next, (h_next,)
 
 
@@ -197,7 +233,10 @@ class LSTMCell(_CellBase):
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         """The cell protocol: ``(h', (h', c'))`` from a batch ``x`` (N, I) and ``state = (h, c)``."""
-        h_next, c_next = lstm_step(self._projection(x, True), state[0], state[1], self.weight_hh.T)
+        return self.step_projected(self._projection(x, True), state)
+
+    def step_projected(self, gx: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        h_next, c_next = lstm_step(gx, state[0], state[1], self._recurrent_weight())
         return h_next, (h_next, c_next)
 
 
@@ -205,6 +244,7 @@ class GRUCell(_CellBase):
     """One GRU step with gate blocks [r | z | n] (b_hn inside the reset product, as in PyTorch)."""
 
     gates = 3
+    fold_hh_bias = False
 
     def forward(self, x: Any, h: Any = None) -> Tensor:
         x, batched = self._input(x)
@@ -214,5 +254,8 @@ class GRUCell(_CellBase):
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         """The cell protocol: ``(h', (h',))`` from a batch ``x`` (N, I) and ``state = (h,)``."""
-        h_next = gru_step(self._projection(x, False), state[0], self.weight_hh.T, self.bias_hh)
+        return self.step_projected(self._projection(x, False), state)
+
+    def step_projected(self, gx: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        h_next = gru_step(gx, state[0], self._recurrent_weight(), self.bias_hh)
         return h_next, (h_next,)

@@ -113,7 +113,15 @@ class Dropout(Module):
 
 
 class Sequential(Module):
-    """Modules applied one after the other, registered as "0", "1", ... like PyTorch."""
+    """Modules applied one after the other, registered as "0", "1", ... like PyTorch.
+
+    Sequence layers fit in as in Keras: a recurrent layer (``nn.LSTM``, ``nn.Recurrent``, ...) passes
+    on its output sequence, not its ``(output, state)`` pair; wrap it in ``nn.LastOutput`` to pass
+    on each sequence's last output. ``forward(x, mask=None)``: a ``mask`` (True where a step is
+    data) goes to every sequence layer until a ``LastOutput`` removes the time axis.
+    ``fit``/``evaluate``/``predict`` train and run the model on NumPy arrays (see
+    :mod:`tinygrad_rnn.array_training`).
+    """
 
     def __init__(self, *modules: Module):
         super().__init__()
@@ -122,10 +130,32 @@ class Sequential(Module):
                 raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
             setattr(self, str(i), m)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any, mask: Any = None) -> Any:
         for m in self._modules.values():
-            x = m(x)
+            if mask is not None and getattr(m, "takes_mask", False):
+                x = m(x, mask=mask)
+                if not getattr(m, "returns_state", False):
+                    mask = None          # the time axis is gone
+            else:
+                x = m(x)
+            if getattr(m, "returns_state", False):
+                x = x[0]
         return x
+
+    def fit(self, X: Any, y: Any, **kwargs: Any) -> Any:
+        """Train on arrays, Keras-style: see :func:`tinygrad_rnn.array_training.fit_arrays`."""
+        from ..array_training import fit_arrays
+        return fit_arrays(self, X, y, **kwargs)
+
+    def evaluate(self, X: Any, y: Any, **kwargs: Any) -> float:
+        """Mean loss on arrays: see :func:`tinygrad_rnn.array_training.evaluate_arrays`."""
+        from ..array_training import evaluate_arrays
+        return evaluate_arrays(self, X, y, **kwargs)
+
+    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
+        """Outputs for arrays, as one array: see :func:`tinygrad_rnn.array_training.predict_arrays`."""
+        from ..array_training import predict_arrays
+        return predict_arrays(self, X, **kwargs)
 
     def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
