@@ -25,6 +25,8 @@ def parser(description: str, name: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for the library and the data")
     p.add_argument("--plot", default=f"{name}_loss.png", help="where to save the loss-curve PNG")
     p.add_argument("--no-plot", action="store_true", help="do not save the loss-curve PNG")
+    p.add_argument("--no-compile", action="store_true",
+                   help="train eagerly instead of replaying a traced step (tinygrad_rnn.compile)")
     return p
 
 

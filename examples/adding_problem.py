@@ -76,7 +76,7 @@ def main() -> None:
         with Timer() as timer:
             history = fit(model, mse_loss, optimizer, train_chunk, val_data=test,
                           epochs=-(-args.steps // eval_every), max_steps=args.steps, clip=1.0,
-                          progress=progress_bar())
+                          progress=progress_bar(), compile=not args.no_compile)
         final = history.val_loss[-1]
         curves[cell] = history.val_loss
         results[cell] = (final, timer.seconds)

@@ -96,7 +96,7 @@ def main() -> None:
         first = held_out_nll(model, val_x, val_y)
         with Timer() as timer:
             history = fit(model, cross_entropy, optimizer, train_batches, epochs=args.epochs,
-                          clip=1.0, progress=progress_bar())
+                          clip=1.0, progress=progress_bar(), compile=not args.no_compile)
         final = held_out_nll(model, val_x, val_y)
         results[cell] = (final, timer.seconds, model)
         curves[cell] = history.train_loss

@@ -72,7 +72,7 @@ def main() -> None:
             # One fit call per epoch so we can print a sample in between; the state is carried
             # (detached) from chunk to chunk within the epoch.
             history = fit(model, cross_entropy, optimizer, train_data, val_data=val_data, epochs=1,
-                          clip=args.clip, stateful=True, progress=progress_bar())
+                          clip=args.clip, stateful=True, progress=progress_bar(), compile=not args.no_compile)
             train_curve += history.train_loss
             val_curve += history.val_loss
             sample = generate(model, tokenizer, prime=prime, max_len=args.sample_len,

@@ -133,7 +133,7 @@ def main() -> None:
 
     with Timer() as here_time:
         fit(model, cross_entropy, Adam(model.parameters(), lr=args.lr), train_batches, epochs=10**6,
-            max_steps=args.steps_here, clip=1.0, progress=progress_bar())
+            max_steps=args.steps_here, clip=1.0, progress=progress_bar(), compile=not args.no_compile)
     after_here = held_out_nll(model, val_x, val_y)
     print(f"tinygrad_rnn: {args.steps_here} steps in {here_time.seconds:.1f} s, held-out loss "
           f"{first:.4f} -> {after_here:.4f} nats/char")

@@ -86,7 +86,7 @@ def main() -> None:
         with Timer() as timer:
             history = fit(model, cross_entropy, optimizer, train_chunk, val_data=test,
                           epochs=-(-args.steps // eval_every), max_steps=args.steps, clip=args.clip,
-                          metric=recall, progress=progress_bar())
+                          metric=recall, progress=progress_bar(), compile=not args.no_compile)
         final, accuracy = history.val_loss[-1], history.val_metric[-1]
         curves[cell] = history.val_loss
         results[cell] = (final, accuracy, timer.seconds)

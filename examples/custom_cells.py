@@ -138,7 +138,7 @@ def main() -> None:
         with Timer() as timer:
             history = fit(model, cross_entropy, Adam(model.parameters(), lr=args.lr), train_batches,
                           val_data=test_data, epochs=args.epochs, clip=1.0, metric=accuracy,
-                          progress=progress_bar())
+                          progress=progress_bar(), compile=not args.no_compile)
         report_loss(name, first, history.val_loss[-1])
         print(f"{name:>4}: {model.num_parameters()} parameters, held-out accuracy "
               f"{history.val_metric[-1]:.1%} ({timer.seconds:.0f} s)")

@@ -112,7 +112,7 @@ def main() -> None:
         with Timer() as timer:
             history = fit(model, cross_entropy, optimizer, train_batches, val_data=test_data,
                           epochs=args.epochs, clip=1.0, metric=final_symbol_accuracy,
-                          progress=progress_bar())
+                          progress=progress_bar(), compile=not args.no_compile)
         report_loss(cell, first, history.val_loss[-1])
         final_acc = history.val_metric[-1]
         legal = all_legal_fraction(model, test_strings, test_x)

@@ -53,7 +53,8 @@ def main() -> None:
     with Timer() as timer:
         history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=32, validation_split=0.2,
                             callbacks=[EarlyStopping(patience=5, restore_best_weights=True)],
-                            progress=progress_bar(), plot=None if args.no_plot else args.plot)
+                            progress=progress_bar(), plot=None if args.no_plot else args.plot,
+                            compile=not args.no_compile)
     forecast = model.predict(X_test)
     final = float(np.mean((forecast - y_test) ** 2))
     naive = float(np.mean((X_test[:, -1] - y_test) ** 2))

@@ -100,7 +100,8 @@ def main() -> None:
     with Timer() as timer:
         for epoch in range(1, args.epochs + 1):
             history = fit(model, cross_entropy, optimizer, train_batches, val_data=test_data,
-                          epochs=1, clip=1.0, metric=accuracy, progress=progress_bar())
+                          epochs=1, clip=1.0, metric=accuracy, progress=progress_bar(),
+                          compile=not args.no_compile)
             train_loss, train_acc = evaluate(model, cross_entropy, train_eval, metric=accuracy)
             curves["train loss"].append(train_loss)
             curves["held-out loss"].append(history.val_loss[-1])

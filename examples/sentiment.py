@@ -150,7 +150,8 @@ def main() -> None:
     first, first_acc = evaluate(model, cross_entropy, test_data, metric=accuracy)
     with Timer() as timer:
         history = fit(model, cross_entropy, optimizer, train_batches, val_data=test_data,
-                      epochs=args.epochs, clip=1.0, metric=accuracy, progress=progress_bar())
+                      epochs=args.epochs, clip=1.0, metric=accuracy, progress=progress_bar(),
+                      compile=not args.no_compile)
     report_loss(args.cell, first, history.val_loss[-1])
     print(f"held-out accuracy {history.val_metric[-1]:.1%} (before training {first_acc:.1%}, "
           f"majority class {majority:.1%}, bag of words {bow:.1%}) after {args.epochs} epochs, {timer.seconds:.0f} s")

@@ -92,7 +92,8 @@ def main() -> None:
         first, _ = evaluate(model, cross_entropy, test_data)
         with Timer() as timer:
             history = fit(model, cross_entropy, optimizer, train_batches, val_data=test_data,
-                          epochs=args.epochs, clip=1.0, metric=accuracy, progress=progress_bar())
+                          epochs=args.epochs, clip=1.0, metric=accuracy, progress=progress_bar(),
+                          compile=not args.no_compile)
         report_loss(cell, first, history.val_loss[-1])
         results[cell] = (history.val_metric[-1], timer.seconds, model)
         curves[cell] = history.val_loss

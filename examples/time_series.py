@@ -70,7 +70,7 @@ def synthetic(n: int, T: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     return x, y
 
 
-def train(model, train_xy, test_xy, epochs, lr, seed, loss_fn=mse_loss):
+def train(model, train_xy, test_xy, epochs, lr, seed, loss_fn=mse_loss, compile=True):  # noqa: A002
     """fit() over shuffled mini-batches of 32; returns (test loss before, history)."""
     optimizer = Adam(model.parameters(), lr=lr)
     order_rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def train(model, train_xy, test_xy, epochs, lr, seed, loss_fn=mse_loss):
     test_data = [(f32(test_xy[0]), f32(test_xy[1]))]
     first, _ = evaluate(model, loss_fn, test_data)
     history = fit(model, loss_fn, optimizer, train_data, val_data=test_data, epochs=epochs,
-                  clip=1.0, progress=progress_bar())
+                  clip=1.0, progress=progress_bar(), compile=compile)
     return first, history
 
 
@@ -89,7 +89,8 @@ def part_a(args) -> list[float]:
     train_xy, test_xy = synthetic(n_train, T, rng), synthetic(256, T, rng)
     tg.manual_seed(args.seed)
     model = PerStepRegressor(2, args.hidden)
-    first, history = train(model, train_xy, test_xy, 3 if args.quick else 30, 5e-3, args.seed)
+    first, history = train(model, train_xy, test_xy, 3 if args.quick else 30, 5e-3, args.seed,
+                           compile=not args.no_compile)
     report_loss("synthetic", first, history.val_loss[-1])
     with tg.no_grad():
         pred = model(f32(test_xy[0]))[0].numpy()
@@ -122,7 +123,7 @@ def part_b(args) -> list[float]:
     tg.manual_seed(args.seed)
     model = PerStepRegressor(1, args.hidden)
     first, history = train(model, train_xy, (full_x, full_y), 5 if args.quick else 150, 5e-3,
-                           args.seed, loss_fn=tail_mse)
+                           args.seed, loss_fn=tail_mse, compile=not args.no_compile)
     report_loss("sunspots", first, history.val_loss[-1])
     with tg.no_grad():
         pred = model(f32(full_x))[0].numpy()[0, -k:] * std + mean
