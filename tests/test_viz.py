@@ -456,7 +456,7 @@ def test_gradient_flow_needs_a_recurrent_layer():
     def linear_like(x):
         return (tg.Tensor(np.ones((2, 2)), requires_grad=True) @ tg.Tensor(x)).tanh()
 
-    with pytest.raises(ValueError, match="no per-step hidden states"):
+    with pytest.raises(TypeError, match="must be a recurrent layer"):
         viz.gradient_flow(linear_like, np.ones((2, 2)))
     with pytest.raises(TypeError, match="callable"):
         viz.gradient_flow(3, np.ones((2, 2)))
@@ -479,3 +479,42 @@ def test_plot_gradient_flow_writes_a_png(tmp_path):
     path = viz.plot_gradient_flow({"RNN": np.array([1e-4, 1e-2, 1.0]), "LSTM": np.array([0.0, 0.5, 1.0])},
                                   tmp_path / "flow.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gradient_flow_takes_the_states_from_the_layer_not_from_scope_names():
+    """A user cell whose output is made in a nested scope (so no op sits directly in .../t<k>)
+    and a model that runs in a scope of its own: the layer hands its states over as data."""
+    from tinygrad_rnn import nn as nn_
+    from tinygrad_rnn.tensor import scope
+
+    class ScopedCell(nn_.Module):
+        state_size, output_size = (3,), 3
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn_.Linear(2 + 3, 3)
+
+        def initial_state(self, batch, dtype=None):
+            return (tg.zeros(batch, 3, dtype=dtype or np.float32),)
+
+        def step(self, x, state):
+            with scope("inner"):
+                h = self.lin(tg.functional.cat([x, state[0]], axis=-1)).tanh()
+            return h, (h,)
+
+    class Model(nn_.Module):
+        def __init__(self):
+            super().__init__()
+            self.rec = nn_.Recurrent(ScopedCell())
+
+        def forward(self, x):
+            with scope("model"):
+                return self.rec(x)[0]
+    tg.manual_seed(0)
+    model = Model()
+    x = np.random.default_rng(0).standard_normal((6, 2, 2)).astype(np.float32)
+    norms = viz.gradient_flow(model, x)
+    assert norms.shape == (6,) and norms[-1] > 0 and np.all(norms[:-1] > 0)
+    assert model.rec.recorded_states is None and not model.rec.record_states
+    with pytest.raises(TypeError, match="must be a recurrent layer"):
+        viz.gradient_flow(lambda x: x, x)

@@ -80,7 +80,8 @@ class CompiledFunction:
                 return entry.call(flat)
         return self._trace(key, args, kwargs)
 
-    def _trace(self, key: tuple, args: tuple, kwargs: dict) -> Any:
+    def _run_traced(self, args: tuple, kwargs: dict) -> tuple[Any, Schedule, Tracer]:
+        """Call the function eagerly while a tracer records it."""
         tracer = Tracer()
         args, kwargs = _as_traced_inputs(args, kwargs, tracer)
         previous = engine.set_tracer(tracer)
@@ -89,6 +90,10 @@ class CompiledFunction:
             schedule = tracer.finish(result)
         finally:
             engine.set_tracer(previous)
+        return result, schedule, tracer
+
+    def _trace(self, key: tuple, args: tuple, kwargs: dict) -> Any:
+        result, schedule, _ = self._run_traced(args, kwargs)
         entry = _Entry(schedule, getattr(self.fn, "__name__", "step"))
         self.cache.setdefault(key, []).append(entry)
         self.cache.move_to_end(key)
@@ -110,14 +115,7 @@ class CompiledFunction:
         values, result = entry.call_keeping_all(flat)
         replayed = state.capture()
         state.restore()
-        tracer = Tracer()
-        traced_args, traced_kwargs = _as_traced_inputs(args, kwargs, tracer)
-        previous = engine.set_tracer(tracer)
-        try:
-            eager_result = self.fn(*traced_args, **traced_kwargs)
-            schedule = tracer.finish(eager_result)
-        finally:
-            engine.set_tracer(previous)
+        eager_result, schedule, tracer = self._run_traced(args, kwargs)
         _compare_runs(entry.schedule, values, schedule, tracer, replayed, state.capture())
         return eager_result
 
@@ -250,8 +248,11 @@ class _State:
         self.schedule = schedule
         owners = []
         for step in schedule.steps:
-            owner = getattr(step, "args", (None,))[0] if hasattr(step, "fn") else None
-            if owner is not None and hasattr(owner, "state_dict") and hasattr(owner, "load_state_dict"):
+            owner = step.args[0] if hasattr(step, "fn") and step.args else None
+            # optimizers and schedulers (their state is what an effect changes besides .data and
+            # .grad); a module's state is its parameters, which are externals already
+            stateful = hasattr(owner, "param_groups") or hasattr(owner, "optimizer")
+            if stateful and hasattr(owner, "state_dict") and hasattr(owner, "load_state_dict"):
                 if all(owner is not o for o in owners):
                     owners.append(owner)
         self.owners = owners

@@ -87,6 +87,11 @@ class Recurrent(Module):
     kind = "recurrent"
     takes_mask = True       # nn.Sequential passes its mask on, and the output (not the state)
     returns_state = True
+    # With record_states set, a call keeps the last layer's per-step outputs h_t (one list per
+    # direction, in time order) in recorded_states: what viz.gradient_flow measures, handed over
+    # as data instead of found by scope names.
+    record_states = False
+    recorded_states: list | None = None
 
     def __init__(self, cell: Any, num_layers: int = 1, bidirectional: bool = False,
                  batch_first: bool = False, dropout: float = 0.0, input_size: int | None = None):
@@ -362,6 +367,8 @@ class Recurrent(Module):
 
         finals: list[list[Tensor]] = [[] for _ in self.state_size]
         layer_input, lasts = x, []
+        if self.record_states:
+            object.__setattr__(self, "recorded_states", [])
         for layer, cells in enumerate(self.layer_cells):
             direction_outputs, lasts = [], []
             with scope(f"l{layer}"):
@@ -372,6 +379,8 @@ class Recurrent(Module):
                     if initial is not None:
                         start = tuple(s if slot is None else slot[index] for s, slot in zip(start, initial))
                     outs, state, last = self._run_direction(cell, layer_input, start, valid, d == 1, keep_last)
+                    if self.record_states and layer == self.num_layers - 1:
+                        self.recorded_states.append(list(outs))
                     direction_outputs.append(ops.stack(outs, axis=0))
                     lasts.append(last)
                     for k, s in enumerate(state):

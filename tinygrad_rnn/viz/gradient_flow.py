@@ -1,7 +1,8 @@
 """Gradient flow through time: ``||dL/dh_t||`` for every step of a recurrent layer.
 
-The per-step hidden states are found in the graph: a ``stack`` whose i-th argument was made in
-the step scope ``<prefix>/t<i>`` (how ``nn/recurrent.py`` assembles a layer's output).
+The per-step hidden states are handed over by the layer itself: ``gradient_flow`` sets
+``record_states`` on the model's last ``nn.Recurrent`` (``nn.RNN``/``LSTM``/``GRU`` included),
+which then keeps its last layer's per-step outputs in ``recorded_states`` for that call.
 """
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..nn.module import Module
+from ..nn.recurrent import Recurrent
 from ..tensor import Tensor
-from .engine_access import gradient_not_kept, graph_order
+from .engine_access import gradient_not_kept
 
 __all__ = ["gradient_flow", "step_grad_norms"]
 
@@ -31,33 +34,19 @@ def step_grad_norms(states: Sequence[Tensor]) -> np.ndarray:
     return norms
 
 
-def _is_time_stack(t: Tensor) -> bool:
-    """A ``stack`` whose i-th argument was made directly in a step scope ``<prefix>/t<i>``."""
-    if t.op != "stack" or not t.parents:
-        return False
-    prefix = None
-    for i, p in enumerate(t.parents):
-        head, _, last = (p.scope or "").rpartition("/")
-        if last != f"t{i}" or (prefix is not None and head != prefix):
-            return False
-        prefix = head
-    return True
-
-
-def _top_layer_states(output: Tensor) -> list[list[Tensor]]:
-    """Per direction, the per-step hidden states h_0..h_{T-1} of the last recurrent layer."""
-    groups: dict[str | None, list[Tensor]] = {}
-    last = None
-    for t in graph_order([output], needs_grad_only=True):
-        if _is_time_stack(t):
-            groups.setdefault(t.scope, []).append(t)
-            last = t.scope
-    if not groups:
-        raise ValueError(
-            "gradient_flow: found no per-step hidden states in the graph of the model's output; the "
-            "model must run a tinygrad_rnn.nn RNN, LSTM or GRU layer (their steps are scoped .../t<k>)"
-        )
-    return [list(s.parents) for s in groups[last]]
+def _last_recurrent(model: Any) -> Recurrent:
+    """The recurrent layer whose states are measured: ``model`` itself, or the last
+    ``nn.Recurrent`` registered in it."""
+    if isinstance(model, Recurrent):
+        return model
+    if isinstance(model, Module):
+        layers = [m for m in model.modules() if isinstance(m, Recurrent)]
+        if layers:
+            return layers[-1]
+    raise TypeError(
+        "gradient_flow: model must be a recurrent layer (nn.RNN, LSTM, GRU, Recurrent) or a Module "
+        f"that contains one, got {type(model).__name__}"
+    )
 
 
 def gradient_flow(model: Callable[[Any], Any], x: Any,
@@ -65,8 +54,9 @@ def gradient_flow(model: Callable[[Any], Any], x: Any,
                   time_axis: int | None = None) -> np.ndarray:
     """``||dL/dh_t||`` for t = 0..T-1: how much gradient reaches each step's hidden state.
 
-    Runs ``model(x)`` (a sequence layer or any callable built on one; a tuple result's first
-    element is the output), keeps the gradients of the last layer's per-step states h_t, computes
+    Runs ``model(x)`` (a sequence layer, or a Module containing one: its last ``nn.Recurrent``
+    is measured; a tuple result's first element is the output), keeps the gradients of that
+    layer's last-layer per-step states h_t (which the layer records for this call), computes
     ``loss_fn(output)`` -- by default the sum of the output at the last time step, so every
     earlier h_t receives gradient only through the recurrence -- and backpropagates. For a
     bidirectional layer the norm covers both directions. One backward pass: parameters' ``.grad``
@@ -74,11 +64,19 @@ def gradient_flow(model: Callable[[Any], Any], x: Any,
     """
     if not callable(model):
         raise TypeError(f"gradient_flow: model must be callable, got {type(model).__name__}")
-    result = model(x)
+    layer = _last_recurrent(model)
+    object.__setattr__(layer, "record_states", True)
+    try:
+        result = model(x)
+    finally:
+        object.__setattr__(layer, "record_states", False)
+    directions = layer.recorded_states
+    object.__setattr__(layer, "recorded_states", None)
     output = result[0] if isinstance(result, (tuple, list)) else result
     if not isinstance(output, Tensor) or not output.requires_grad:
         raise ValueError("gradient_flow: the model's output must be a Tensor that requires grad")
-    directions = _top_layer_states(output)
+    if not directions:
+        raise ValueError("gradient_flow: the model did not run its recurrent layer")
     for states in directions:
         for state in states:
             state.retain_grad()
