@@ -62,12 +62,12 @@ def test_viewer_loads_shows_steps_and_expands_on_click(tmp_path, driver):
 
     # A node of the expanded step: its facts appear in the side panel.
     gate = [n for n in target.find_elements(By.CSS_SELECTOR, "g.node")
-            if n.find_element(By.TAG_NAME, "title").get_attribute("textContent").startswith("f = split")]
+            if n.find_element(By.TAG_NAME, "title").get_attribute("textContent").startswith("f = chunk")]
     assert len(gate) == 1
     driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))",
                           gate[0].find_element(By.CSS_SELECTOR, "text"))
     info = driver.find_element(By.ID, "info").text
-    assert "split" in info and "(1, 3)" in info and "float32" in info and "|grad|" in info
+    assert "chunk" in info and "(1, 3)" in info and "float32" in info and "|grad|" in info
     assert driver.find_elements(By.CSS_SELECTOR, "svg.strip-chart polyline.series")
     driver.save_screenshot(str(tmp_path / "viewer.png"))
     assert (tmp_path / "viewer.png").read_bytes()[:4] == b"\x89PNG"
