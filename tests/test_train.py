@@ -35,6 +35,11 @@ def grad_norm(params):
     return math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params if p.grad is not None))
 
 
+def as_f32(x):
+    """A batch as a float32 tensor by tensor ops (a compiled step replays it with new values)."""
+    return x.astype(np.float32) if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
+
+
 class ScalarModel(Module):
     """One parameter w; output w * x; for loops whose losses the test scripts."""
 
@@ -43,7 +48,7 @@ class ScalarModel(Module):
         self.w = Parameter(np.ones(1, dtype=np.float32))
 
     def forward(self, x, state=None):
-        return self.w * Tensor(np.asarray(x, dtype=np.float32)), state
+        return self.w * as_f32(x), state
 
 
 # ----- history and stopping ---------------------------------------------------------------------
@@ -66,7 +71,7 @@ def test_train_loss_is_the_mean_of_the_batch_losses():
     model = ScalarModel()
     data = [(np.array([1.0]), np.array([v])) for v in (1.0, 2.0, 4.0)]
     # lr=0 keeps w = 1, so the losses are v - 1: 0, 1, 3.
-    history = fit(model, lambda out, y: (Tensor(np.asarray(y, dtype=np.float32)) - out).sum(),
+    history = fit(model, lambda out, y: (as_f32(y) - out).sum(),
                   SGD(model.parameters(), lr=0.0), data, progress=False)
     assert history.train_loss == [pytest.approx(4 / 3)]
 
@@ -425,7 +430,7 @@ class SqrtModel(Module):
         self.w = Parameter(np.ones(1, dtype=np.float32))
 
     def forward(self, x, state=None):
-        return (self.w * Tensor(np.asarray(x, dtype=np.float32))) ** 0.5, state
+        return (self.w * as_f32(x)) ** 0.5, state
 
 
 @pytest.mark.parametrize("clip", [None, 1.0])
@@ -458,3 +463,26 @@ def test_max_loss_must_be_a_positive_number(bad):
     with pytest.raises(ValueError, match="max_loss"):
         fit(model, lambda out, y: out.sum(), SGD(model.parameters(), lr=0.0), [(np.array([1.0]), None)],
             max_loss=bad, progress=False)
+
+
+def test_fit_trains_eagerly_with_a_warning_when_the_step_reads_tensor_values():
+    """A model whose Python code reads its input's values cannot be replayed: fit says so and
+    trains eagerly, with the same losses as compile=False."""
+    class Reading(ScalarModel):
+        def forward(self, x, state=None):
+            return self.w * Tensor(np.asarray(x, dtype=np.float32)), state   # np.asarray on a tensor
+
+    data = [(np.array([1.0]), np.array([v])) for v in (1.0, 2.0, 4.0)]
+    losses = {}
+    for compile_ in (True, False):
+        model = Reading()
+        if compile_:
+            with pytest.warns(UserWarning, match="training eagerly, the step cannot be compiled"):
+                history = fit(model, lambda out, y: (as_f32(y) - out).sum(),
+                              SGD(model.parameters(), lr=0.1), data, progress=False)
+        else:
+            history = fit(model, lambda out, y: (as_f32(y) - out).sum(),
+                          SGD(model.parameters(), lr=0.1), data, progress=False, compile=False)
+        losses[compile_] = (history.train_loss, model.w.data.copy())
+    assert losses[True][0] == losses[False][0]
+    np.testing.assert_array_equal(losses[True][1], losses[False][1])
