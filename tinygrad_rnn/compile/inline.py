@@ -73,3 +73,40 @@ def _basic_index(index: object) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(type(p) is int or (type(p) is slice and all(type(v) in (int, type(None))
                for v in (p.start, p.stop, p.step))) for p in parts)
+
+
+# ----- ops that keep a backward ----------------------------------------------------------------
+# The forward as a NumPy line that also saves what the backward reads in the closure's register,
+# and the backward as a NumPy line, for the elementwise ops of a recurrent step. Each backward is
+# the op's own rule with the same NumPy operations in the same order (tinygrad_rnn/ops/
+# elementwise.py), so a replay gives the eager engine's values to the last bit.
+_TRAINING: dict[Callable, tuple[str, Callable]] = {
+    ops.mul.forward: ("{o} = {i0} * {i1}; {c} = ({i0}, {i1})",
+                      lambda r, g, c, n: f"{r} = ({f'{g} * {c}[1]' if n[0] else 'None'}, "
+                                         f"{f'{g} * {c}[0]' if n[1] else 'None'})"),
+    ops.add.forward: ("{o} = {i0} + {i1}; {c} = None",
+                      lambda r, g, c, n: f"{r} = ({g}, {g})"),
+    ops.sub.forward: ("{o} = {i0} - {i1}; {c} = None",
+                      lambda r, g, c, n: f"{r} = ({g}, {f'-{g}' if n[1] else 'None'})"),
+    ops.tanh.forward: ("{o} = np.tanh({i0}); {c} = {o}",
+                       lambda r, g, c, n: f"_d = 1.0 - {c} * {c}; _d *= {g}; {r} = (_d,)"),
+    ops.sigmoid.forward: ("{o} = np.multiply({i0}, 0.5); np.tanh({o}, out={o}); {o} *= 0.5; "
+                          "{o} += 0.5; {c} = {o}",
+                          lambda r, g, c, n: f"_d = 1.0 - {c}; _d *= {c}; _d *= {g}; {r} = (_d,)"),
+}
+
+
+def training_code(forward: Callable, out: str, ins: list[str], closure: str, needs: tuple | None,
+                  plain: bool) -> str | None:
+    """The forward line of an op that keeps a backward (its saved values in ``closure``), or None."""
+    entry = _TRAINING.get(forward)
+    if entry is None or not plain:
+        return None
+    if forward in (ops.mul.forward, ops.sub.forward) and needs is None:
+        return None
+    return entry[0].format(o=out, c=closure, **{f"i{k}": v for k, v in enumerate(ins)})
+
+
+def backward_code(forward: Callable, result: str, grad: str, closure: str, needs: tuple | None) -> str:
+    """The backward line of an op whose forward :func:`training_code` wrote."""
+    return _TRAINING[forward][1](result, grad, closure, needs)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..engine import unbroadcast
-from .inline import FRESH, IN_PLACE, inline_code
+from .inline import FRESH, IN_PLACE, backward_code, inline_code, training_code
 from .passes import (
     Accumulate, Backprop, CallEffect, Free, Program, Read, Reuse, Run, StoreGrad, WeightGemm,
     reads,
@@ -78,6 +78,7 @@ class Replay:
                                         "store_grad": store_grad, "zeros": np.zeros,
                                         "asarray": np.asarray}
         self._names: dict[int, str] = {}
+        self._inlined: dict[str, tuple] = {}   # closure variable -> (forward, needs) of inlined ops
         self._plan_inlining(program)
         lines = [self._line(s) for s in program.statements]
         self.output_registers = [self.registers[v] for v in program.outputs]
@@ -165,6 +166,13 @@ class Replay:
         if isinstance(s, Run):
             step: OpStep = schedule.steps[s.step]
             where = schedule.slots[step.outputs[0]].label if step.outputs else step.name
+            if s.closure is not None and not step.many:
+                code = training_code(step.forward, self._reg(s.outs[0]),
+                                     [self._reg(v) for v in s.ins], self._reg(s.closure), s.needs,
+                                     self._plain(step))
+                if code is not None:
+                    self._inlined[s.closure] = (step.forward, s.needs)
+                    return f"{code}  # {where}"
             if s.closure is None:
                 code = inline_code(step.forward, [self._reg(v) for v in s.outs],
                                    [self._reg(v) for v in s.ins], step.args, step.kwargs,
@@ -188,6 +196,10 @@ class Replay:
             kwargs = self._const(step.kwargs, "KW")
             return f"{fn}(*{args}, **{kwargs})  # {getattr(step.fn, '__qualname__', 'effect')}"
         if isinstance(s, Backprop):
+            if s.closure in self._inlined and isinstance(s.grads[0], str):
+                forward, needs = self._inlined[s.closure]
+                return backward_code(forward, self._reg(s.result), self._reg(s.grads[0]),
+                                     self._reg(s.closure), needs)
             grads = [self._reg(g) if isinstance(g, str) else f"zeros({g[0]!r}, {self._const(g[1], 'D')})"
                      for g in s.grads]
             return f"{self._reg(s.result)} = {self._reg(s.closure)}({', '.join(grads)})"
