@@ -88,6 +88,9 @@ _TRAINING: dict[Callable, tuple[str, Callable]] = {
                       lambda r, g, c, n: f"{r} = ({g}, {g})"),
     ops.sub.forward: ("{o} = {i0} - {i1}; {c} = None",
                       lambda r, g, c, n: f"{r} = ({g}, {f'-{g}' if n[1] else 'None'})"),
+    ops.addmm.forward: ("{o} = {i1} @ {i2}; {o} += {i0}; {c} = ({i1}, {i2})",
+                        lambda r, g, c, n: f"{r} = ({g}, {f'{g} @ {c}[1].T' if n[1] else 'None'}, "
+                                           f"{f'{c}[0].T @ {g}' if n[2] else 'None'})"),
     ops.tanh.forward: ("{o} = np.tanh({i0}); {c} = {o}",
                        lambda r, g, c, n: f"_d = 1.0 - {c} * {c}; _d *= {g}; {r} = (_d,)"),
     ops.sigmoid.forward: ("{o} = np.multiply({i0}, 0.5); np.tanh({o}, out={o}); {o} *= 0.5; "
@@ -102,7 +105,7 @@ def training_code(forward: Callable, out: str, ins: list[str], closure: str, nee
     entry = _TRAINING.get(forward)
     if entry is None or not plain:
         return None
-    if forward in (ops.mul.forward, ops.sub.forward) and needs is None:
+    if forward in (ops.mul.forward, ops.sub.forward, ops.addmm.forward) and needs is None:
         return None
     return entry[0].format(o=out, c=closure, **{f"i{k}": v for k, v in enumerate(ins)})
 

@@ -416,6 +416,8 @@ def remove_dead_code(program: Program, schedule: Schedule) -> Program:
                     continue
             if isinstance(s, Read) and s.var not in read:
                 continue
+            if isinstance(s, Accumulate) and s.mode == "assign" and s.dest not in read:
+                continue   # a gradient nothing uses (an input slice whose stack is shared)
             alive.append(s)
         if len(alive) == len(statements):
             program.statements = statements
