@@ -730,3 +730,16 @@ def test_train_with_and_without_compile_gives_the_same_model(tmp_path):
     assert compiled.keys() == eager.keys()
     for name, value in eager.items():
         np.testing.assert_allclose(compiled[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_text_training_replays_without_falling_back_to_eager(tmp_path):
+    """Truncated BPTT on a repetitive text: the compiled step's first replay is checked against
+    eager execution; float32 sums in another order (one product for W_hh's per-step pieces)
+    must not count as a difference (this text once made fit fall back with a warning)."""
+    import warnings
+    text = tmp_path / "mine.txt"
+    text.write_text("hello world, this is my own text.\n" * 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a fallback warning fails the test
+        assert cli.main(["train", "--data", str(text), "--steps", "20", "--hidden", "32", "--quiet",
+                         "--n", "0", "--out", str(tmp_path / "m.safetensors")]) == 0
