@@ -11,7 +11,7 @@ Defaults: hidden 128, 4000 steps of batch 64, Adam 5e-3, gradient-norm clip 5, a
 forget-gate bias initialised to 1 (``--forget-bias 0`` keeps the library's PyTorch init). With
 clip 1 and the PyTorch init the LSTM ended at 28% of the baseline (recall 73.5%); the bias and
 the looser clip together let it leave the plateau much sooner in 1500-step probes (loss 0.19 vs
-0.34; clip 5 without the bias did not help). Measured with these defaults (README, Results): at T = 20
+0.34; clip 5 without the bias did not help). Measured with these defaults (docs/results.md): at T = 20
 the GRU ends at 2.8% of the baseline (recall 97.9%) and the LSTM at 11% (recall 89.8%); the
 LSTM's final figure moves by a few points between runs (8.0%, recall 92.5%, in an LSTM-only run
 of the same settings before the latest engine commits). At T = 100 the sequence is 120 steps long

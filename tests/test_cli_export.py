@@ -131,15 +131,14 @@ def test_export_without_onnx_says_how_to_install(trained, tmp_path, monkeypatch,
 
 @needs_onnx
 def test_readme_onnx_snippet(tmp_path_factory, tmp_path, monkeypatch):
-    """The README's export command and ONNX Runtime lines, run as written on a names model."""
+    """The export how-to's command and ONNX Runtime lines, run as written on a names model."""
     import re
     from pathlib import Path
 
     ckpt, model, tokenizer = train_checkpoint("names-lstm", tmp_path_factory)
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## Deploying and scaling out", 1)[1]
-    command = re.search(r"```bash\n(tinygrad-rnn export [^\n#]*)", section).group(1).split()
-    snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    section = (Path(__file__).resolve().parent.parent / "docs" / "how-to" / "export-onnx.md").read_text()
+    command = re.search(r"^(tinygrad-rnn export [^\n#]*)", section, re.MULTILINE).group(1).split()
+    snippet = re.search(r"```python\n(import json[^`]*?InferenceSession.*?)```", section, re.DOTALL).group(1)
     assert len(snippet.strip().splitlines()) == 5
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(Path(ckpt).read_bytes())

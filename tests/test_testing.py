@@ -255,8 +255,8 @@ def test_cells_without_input_size_need_it_given():
     assert crosscheck_cell(Wrapped(), fwd, bwd, input_size=3).passed
 
 
-# ----- the example and the README --------------------------------------------------------------
-def test_the_peephole_example_script_and_the_readme_show_the_same_failure():
+# ----- the example and the docs ----------------------------------------------------------------
+def test_the_peephole_example_script_and_the_docs_show_the_same_failure():
     import subprocess
     import sys
     from pathlib import Path
@@ -266,8 +266,8 @@ def test_the_peephole_example_script_and_the_readme_show_the_same_failure():
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("right derivation: PASS")
     assert "derivation with a bug: FAIL, as it should:" in done.stdout
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    block = readme.split("the worst element; one of its lines:\n\n```\n", 1)[1].split("```", 1)[0]
+    page = (root / "docs" / "tutorial" / "07-checking-your-cell.md").read_text(encoding="utf-8")
+    block = page.split("One of its lines:\n\n```\n", 1)[1].split("```", 1)[0]
     lines = [line for line in block.splitlines() if line.strip()]
     assert len(lines) == 2
     for line in lines:

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
+
 Cache = dict[str, Any]
 Grads = dict[str, "np.ndarray | None"]
 

@@ -5,6 +5,8 @@ from typing import Iterable
 
 import numpy as np
 
+__all__ = ["bigram_nll"]
+
 
 def bigram_nll(train: Iterable[np.ndarray], held_out: Iterable[np.ndarray], vocab_size: int,
                alpha: float = 1.0) -> float:

@@ -15,6 +15,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+__all__ = [
+    "main", "entry", "build_parser", "CLIError", "cmd_train", "cmd_sample", "cmd_graph", "cmd_check",
+    "cmd_export", "last_path", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED",
+]
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -129,6 +134,7 @@ def _held_out_loss(model: Any, val: Any, stateful: bool) -> float:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train a character model (``tinygrad-rnn train``); the exit code."""
     from . import io
     from .baselines import bigram_nll
     from .models import CharLM
@@ -390,6 +396,7 @@ def _sample(model: Any, tokenizer: Any, extra: dict, prime: str, max_len: int, t
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    """Sample from a checkpoint (``tinygrad-rnn sample``); the exit code."""
     from . import io
     from .models import CharLM
 
@@ -428,6 +435,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 # ----- graph -------------------------------------------------------------------------------------
 def cmd_graph(args: argparse.Namespace) -> int:
+    """Dump an unrolled layer's graph (``tinygrad-rnn graph``); the exit code."""
     from . import viz
     from .nn import GRU, LSTM, RNN
     from .random import manual_seed
@@ -485,6 +493,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 # ----- check -------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
+    """Autograd vs analytic vs finite differences (``tinygrad-rnn check``); 1 on FAIL."""
     from .crosscheck import KINDS, check_kind, check_user_cell, format_table
 
     if ":" in args.cell or args.analytic is not None:  # a user's cell and handwritten BPTT
@@ -508,6 +517,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # ----- export ------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
+    """Export a checkpoint to ONNX (``tinygrad-rnn export``); the exit code."""
     try:
         from .onnx import export_checkpoint
         proto = export_checkpoint(args.checkpoint, args.output, with_state=args.state, opset_version=args.opset)
@@ -524,6 +534,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ----- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tinygrad-rnn`` argument parser with its five subcommands."""
     parser = argparse.ArgumentParser(prog="tinygrad-rnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -634,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinygrad-rnn`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

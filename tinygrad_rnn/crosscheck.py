@@ -142,6 +142,7 @@ def check_user_cell(cell_spec: str, analytic_spec: str, input_size: int = 3, hid
 
 
 def format_table(results: list[CheckResult]) -> str:
+    """The results of ``tinygrad-rnn check`` as a Markdown table: max abs/rel errors and PASS/FAIL per cell."""
     lines = ["| cell | autograd vs analytic: max abs | max rel | autograd vs finite diff: max abs | max rel | result |",
              "|---|---|---|---|---|---|"]
     for r in results:

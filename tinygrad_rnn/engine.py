@@ -213,6 +213,7 @@ def constant(data: Any) -> "Tensor":
 
 
 def as_operands(items: Sequence[Any], name: str) -> tuple:
+    """Check that every item of ``items`` is a Tensor, array or number (argument ``name`` in the error) and return them as a tuple."""
     out = []
     for x in items:
         if not isinstance(x, _Tensor):
@@ -272,6 +273,7 @@ def _astype(x: "Tensor", dtype: np.dtype) -> "Tensor":
 
 
 def tensor_list(tensors: Any, name: str) -> list:
+    """Check that ``tensors`` is a list or tuple of tensors (argument ``name`` in the error) and return it as a list."""
     if isinstance(tensors, _Tensor) or not isinstance(tensors, (list, tuple)):
         raise TypeError(f"{name}: expected a list or tuple of tensors, got {type(tensors).__name__}")
     if not tensors:
@@ -307,6 +309,7 @@ def set_tracer(tracer: Any) -> Any:
 
 
 def get_tracer() -> Any:
+    """The tracer ``tg.compile`` installs while it records a step, or None during eager execution."""
     return _tracer
 
 
@@ -489,6 +492,7 @@ class enable_grad(no_grad):
 
 
 def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``: whether ops record the graph for ``backward``."""
     return _grad_enabled
 
 
@@ -519,4 +523,5 @@ def scope(name: str) -> Iterator[str]:
 
 
 def current_scope() -> str | None:
+    """The name set by the innermost ``scope(...)`` (graph dumps group nodes by it), or None."""
     return _scope

@@ -18,6 +18,15 @@ from .ops import (  # noqa: F401
     stack, sub, sum, tanh, transpose, unbind, unsqueeze, where,
 )
 
+__all__ = [
+    "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "mse_loss", "nll_loss", "accuracy",
+    "bits_per_token", "perplexity", "abs", "add", "addmm", "argmax", "argmin", "astype", "cat", "chunk",
+    "clip", "concatenate", "div", "dropout", "embedding", "eq", "exp", "flatten", "ge", "getitem", "gt",
+    "le", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "maximum", "mean", "minimum", "mul",
+    "ne", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "split", "squeeze", "stack",
+    "sub", "sum", "tanh", "transpose", "unbind", "unsqueeze", "where", "one_hot",
+]
+
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     """int64 one-hot rows on a new last axis: ``y[..., c] = (tensor[...] == c)``, PyTorch's

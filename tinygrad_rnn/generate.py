@@ -8,6 +8,8 @@ import numpy as np
 from .random import rng as library_rng
 from .tensor import Tensor, no_grad
 
+__all__ = ["generate", "sample_index", "end_token"]
+
 
 def sample_index(logits: np.ndarray, temperature: float, top_k: int | None,
                  generator: np.random.Generator) -> int:

@@ -34,6 +34,8 @@ import safetensors.numpy
 
 from . import random as _random
 
+__all__ = ["save", "load", "read", "Checkpoint", "CheckpointError", "FORMAT", "FORMAT_VERSION"]
+
 FORMAT = "tinygrad_rnn.checkpoint"
 FORMAT_VERSION = 1
 OPTIM_PREFIX = "optim/state/"

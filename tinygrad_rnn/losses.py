@@ -25,6 +25,12 @@ import numpy as np
 from .engine import apply, as_operands, constant
 from .tensor import Tensor
 
+__all__ = [
+    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
+    "cross_entropy_forward", "nll_loss_forward", "mse_loss_forward", "l1_loss_forward",
+    "bce_with_logits_forward", "REDUCTIONS",
+]
+
 REDUCTIONS = ("mean", "sum", "none")
 
 

@@ -8,6 +8,8 @@ import numpy as np
 
 from .tensor import Tensor
 
+__all__ = ["accuracy", "perplexity", "bits_per_token"]
+
 
 def _array(x: Any) -> np.ndarray:
     return np.asarray(x.data if isinstance(x, Tensor) else x)

@@ -8,6 +8,8 @@ from .nn import GRU, LSTM, RNN, Embedding, Linear, Module
 from .nn.layers import check_size
 from .tensor import Tensor
 
+__all__ = ["CharLM", "CELLS", "detach_state", "flatten_logits"]
+
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["manual_seed", "rng", "get_rng_state", "set_rng_state"]
+
 _rng: np.random.Generator = np.random.default_rng()
 
 

@@ -32,6 +32,11 @@ import os
 import re
 import sys
 
+__all__ = [
+    "tune_for_training", "set_blas_threads", "keep_freed_memory", "DEFAULT_PAD_BYTES",
+    "DEFAULT_MMAP_THRESHOLD_BYTES",
+]
+
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2

@@ -302,21 +302,25 @@ def _shape_arg(shape: tuple, fn: str) -> tuple:
 
 
 def zeros(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of the given shape (``zeros(2, 3)`` or ``zeros((2, 3))``), float32 unless ``dtype``."""
     return Tensor(np.zeros(_shape_arg(shape, "zeros"), dtype=dtype), requires_grad=requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of the given shape (``ones(2, 3)`` or ``ones((2, 3))``), float32 unless ``dtype``."""
     return Tensor(np.ones(_shape_arg(shape, "ones"), dtype=dtype), requires_grad=requires_grad)
 
 
 def full(shape: Any, fill_value: float, dtype: Any = DEFAULT_FLOAT,
          requires_grad: bool = False) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value``, float32 unless ``dtype``."""
     shape = _shape_arg((shape,) if isinstance(shape, (int, np.integer)) else tuple(shape), "full")
     return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
 def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
            requires_grad: bool = False) -> Tensor:
+    """Evenly spaced values in ``[start, stop)`` with ``step``, as ``np.arange``; floats default to float32."""
     array = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and array.dtype.kind == "f":
         dtype = DEFAULT_FLOAT
@@ -324,20 +328,24 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any 
 
 
 def randn(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples, N(0, 1), from the library's generator (``manual_seed``)."""
     array = rng().standard_normal(_shape_arg(shape, "randn")).astype(dtype, copy=False)
     return Tensor(array, requires_grad=requires_grad)
 
 
 def rand(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from the library's generator (``manual_seed``)."""
     array = rng().random(_shape_arg(shape, "rand")).astype(dtype, copy=False)
     return Tensor(array, requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor | np.ndarray, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape (and dtype, unless ``dtype``) of ``t``."""
     return Tensor(np.zeros_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor | np.ndarray, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape (and dtype, unless ``dtype``) of ``t``."""
     return Tensor(np.ones_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 

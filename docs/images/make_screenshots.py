@@ -1,4 +1,5 @@
-"""Make the README's two screenshots with headless Chromium (Selenium): the HTML viewer of a
+"""Make the two screenshots of the docs (tutorial chapter 5; the README shows the first) with
+headless Chromium (Selenium): the HTML viewer of a
 12-step bidirectional LSTM with one step expanded, and the start of a 1,000-step collapsed SVG.
 
     apt-get install -y chromium chromium-driver && pip install selenium

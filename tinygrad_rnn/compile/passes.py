@@ -51,6 +51,7 @@ class Run:
 
 @dataclass
 class CallEffect:
+    """Call the recorded side effect of schedule step ``step`` (an optimizer update, ...) again."""
     step: int
 
 
@@ -107,11 +108,14 @@ class StoreGrad:
 
 @dataclass
 class Free:
+    """``del vars``: the variables' last use is behind, so their buffers go back to the allocator."""
     vars: list[str]
 
 
 @dataclass
 class Program:
+    """The lowered step: straight-line ``statements``, the ``outputs`` the result is built from, and
+    ``labels`` naming variables for the generated source."""
     statements: list
     outputs: list[str]                      # the variables the result is built from
     labels: dict[str, str] = field(default_factory=dict)

@@ -74,6 +74,9 @@ class BackwardStep:
 
 @dataclass
 class Schedule:
+    """What one traced call ran, in order: its array ``slots``, the ``steps`` (ops, backward walks,
+    side effects), the tensors it read from outside, its inputs and outputs, and the modules'
+    ``training`` flags it depends on."""
     slots: list[Slot] = field(default_factory=list)
     steps: list = field(default_factory=list)
     externals: list[Tensor] = field(default_factory=list)

@@ -26,6 +26,11 @@ from ..tensor import Tensor
 from .layers import as_input, check_size, uniform
 from .module import Module
 
+__all__ = [
+    "RNNCell", "LSTMCell", "GRUCell", "rnn_step", "lstm_step", "gru_step", "check_nonlinearity",
+    "check_state", "NONLINEARITIES",
+]
+
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
 
 

@@ -11,6 +11,8 @@ from ..random import rng
 from ..tensor import DEFAULT_FLOAT, Tensor
 from .module import Module, Parameter
 
+__all__ = ["Linear", "Embedding", "Dropout", "Sequential", "check_size", "uniform", "as_input"]
+
 
 def check_size(value: Any, name: str, owner: str, minimum: int = 1) -> int:
     """Validate a size argument: an int >= minimum."""

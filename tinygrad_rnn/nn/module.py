@@ -13,6 +13,8 @@ import numpy as np
 from .. import engine
 from ..tensor import Tensor
 
+__all__ = ["Parameter", "Module", "ModuleList"]
+
 
 class Parameter(Tensor):
     """A leaf tensor that requires grad and is registered by the module that holds it."""

@@ -47,5 +47,6 @@ def shape_args(shape: tuple, op: str) -> tuple:
 
 
 def broadcast_error(op: str, *shapes: tuple) -> ValueError:
+    """The ValueError for shapes that cannot be broadcast together, naming the op and every shape."""
     joined = " and ".join(str(s) for s in shapes)
     return ValueError(f"{op}: shapes {joined} cannot be broadcast together")

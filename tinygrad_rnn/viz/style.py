@@ -34,15 +34,18 @@ def escape_dot(text: str) -> str:
 
 
 def shape_text(t: Tensor) -> str:
+    """A node label's shape and dtype, e.g. ``(3, 4) float32`` (``scalar float32`` for 0-d)."""
     shape = "scalar" if len(t.shape) == 0 else "(" + ", ".join(str(n) for n in t.shape) + ")"
     return f"{shape} {t.dtype}"
 
 
 def format_norm(norm: float) -> str:
+    """A gradient norm as a label line, ``|grad| 1.23e-02``."""
     return f"|grad| {norm:.2e}"
 
 
 def hsv_to_hex(h: float, s: float, v: float) -> str:
+    """An HSV colour (each in [0, 1]) as a ``#rrggbb`` string."""
     r, g, b = colorsys.hsv_to_rgb(h, s, v)
     return "#%02x%02x%02x" % (round(r * 255), round(g * 255), round(b * 255))
 

@@ -106,6 +106,9 @@ class StepFrame:
 
 @dataclass
 class UnrolledLayout:
+    """A laid-out unrolled graph: every drawn node and edge, the frame of each time step, the
+    lanes (one per layer and direction), and the gradient colour scale; the SVG and HTML writers
+    draw it."""
     width: float
     height: float
     nodes: list[DrawnNode]
