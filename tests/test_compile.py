@@ -336,3 +336,31 @@ def test_viz_lists_the_captured_schedule_and_what_the_passes_made():
     assert "(3 fused chunk activations), 1 weight products over 3 per-step pieces" in text
     with pytest.raises(TypeError, match="expected a function made by tinygrad_rnn.compile"):
         viz.schedule_text(lambda x: x)
+
+
+def test_a_scheduler_and_clipping_inside_the_step_replay_like_eager():
+    """Effects recorded by the trace (optimizer step, scheduler step, clipping of a generator of
+    parameters) run again on every replay, with the optimizer's current learning rate."""
+    def run(compiled):
+        tg.manual_seed(0)
+        layer = nn.GRU(3, 4).to(np.float64)
+        opt = optim.SGD(layer.parameters(), lr=0.5, momentum=0.9)
+        sched = optim.StepLR(opt, step_size=2, gamma=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (layer(x)[0] ** 2).mean()
+            loss.backward()
+            optim.clip_grad_norm_(layer.parameters(), 0.1)   # a generator: replayed as a list
+            opt.step()
+            sched.step()
+            return loss
+        f = tg.compile(step) if compiled else step
+        xs = np.random.default_rng(2).standard_normal((5, 4, 2, 3))
+        losses = [float(f(x)) for x in xs]
+        return losses, [p.data.copy() for p in layer.parameters()], opt.param_groups[0]["lr"]
+    eager, compiled = run(False), run(True)
+    np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-12)
+    for a, b in zip(compiled[1], eager[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert compiled[2] == eager[2] == pytest.approx(0.5 * 0.1 ** 2)
