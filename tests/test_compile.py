@@ -364,3 +364,28 @@ def test_a_scheduler_and_clipping_inside_the_step_replay_like_eager():
     for a, b in zip(compiled[1], eager[1]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     assert compiled[2] == eager[2] == pytest.approx(0.5 * 0.1 ** 2)
+
+
+def test_an_error_inside_the_trace_leaves_no_tracer_behind_and_nested_calls_inline():
+    from tinygrad_rnn import engine
+    w = tg.Tensor(np.ones(2), requires_grad=True)
+
+    @tg.compile
+    def broken(x):
+        raise KeyError("inside")
+    with pytest.raises(KeyError, match="inside"):
+        broken(np.ones(2))
+    assert engine.get_tracer() is None and broken.traces == 0
+
+    inner = tg.compile(lambda x: w * x)
+
+    @tg.compile
+    def outer(x):
+        loss = inner(x).sum()          # runs as part of outer's trace
+        loss.backward()
+        return loss
+    for value in (1.0, 2.0, 3.0):
+        w.grad = None
+        outer(np.full(2, value))
+        np.testing.assert_array_equal(w.grad, [value, value])
+    assert outer.replays == 2 and inner.traces == 0
