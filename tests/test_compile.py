@@ -336,3 +336,23 @@ def test_viz_lists_the_captured_schedule_and_what_the_passes_made():
     assert "(3 fused chunk activations), 1 weight products over 3 per-step pieces" in text
     with pytest.raises(TypeError, match="expected a function made by tinygrad_rnn.compile"):
         viz.schedule_text(lambda x: x)
+
+
+def test_the_library_ops_are_recognised_by_the_module_they_live_in():
+    # exact_gradient and remove_dead_code trust library ops only; a module path that no longer
+    # matched (e.g. after a move) would silently treat every op as a user op.
+    from tinygrad_rnn.autograd import ops as library_ops
+    from tinygrad_rnn.compile.passes import is_library_forward
+    from tinygrad_rnn.engine import op
+
+    forwards = [getattr(library_ops, name).forward for name in library_ops.__all__
+                if hasattr(getattr(library_ops, name), "forward")]
+    assert len(forwards) > 30
+    assert all(is_library_forward(f, ops_only=True) for f in forwards)
+
+    @op()
+    def user_double(x):
+        """y = 2x"""
+        return 2 * x, lambda g: (2 * g,)
+    assert not is_library_forward(user_double.forward)
+    assert not is_library_forward(lambda x: x)

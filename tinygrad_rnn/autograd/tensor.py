@@ -1,8 +1,8 @@
 """``Tensor``: a NumPy array that can record the ops applied to it, and the tensor factories.
 
 Every method and operator of a tensor is defined in the class below, each one line that calls the
-op of the same name in :mod:`tinygrad_rnn.ops` (where its forward and backward live side by
-side). The graph and the backward walk are :mod:`tinygrad_rnn.engine`.
+op of the same name in :mod:`tinygrad_rnn.autograd.ops` (where its forward and backward live side by
+side). The graph and the backward walk are :mod:`tinygrad_rnn.autograd.engine`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .engine import (  # noqa: F401  (re-exported: the engine's public names, as
     current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, run_backward, scope,
     unbroadcast,
 )
-from .random import rng
+from ..random import rng
 
 __all__ = [
     "DEFAULT_FLOAT", "Tensor", "arange", "full", "ones", "ones_like", "rand", "randn", "zeros",

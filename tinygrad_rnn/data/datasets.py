@@ -1,6 +1,6 @@
 """Bundled datasets, run-time corpora and synthetic benchmark tasks. Nothing is downloaded.
 
-Shipped files (``tinygrad_rnn/datasets_data/``, built by the scripts in ``data/``, provenance in
+Shipped files (``tinygrad_rnn/data/datasets_data/``, built by the scripts in ``data/``, provenance in
 ``data/README.md``):
   * :func:`names`     - lowercase US first names (SSA baby names, public domain).
   * :func:`surnames`  - (surname, language) pairs from Faker's last-name lists (MIT).
@@ -40,7 +40,7 @@ __all__ = [
 
 
 def _read_bundled(filename: str) -> str:
-    return (resources.files("tinygrad_rnn") / "datasets_data" / filename).read_text(encoding="ascii")
+    return (resources.files("tinygrad_rnn.data") / "datasets_data" / filename).read_text(encoding="ascii")
 
 
 def _check_count(name: str, value: object, minimum: int = 1) -> int:

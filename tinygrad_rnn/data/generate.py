@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from .random import rng as library_rng
-from .tensor import Tensor, no_grad
+from ..random import rng as library_rng
+from ..autograd.tensor import Tensor, no_grad
 
 __all__ = ["generate", "sample_index", "end_token"]
 

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import losses
-from .random import rng
-from .tensor import Tensor, no_grad
+from ..random import rng
+from ..autograd.tensor import Tensor, no_grad
 
 __all__ = ["fit_arrays", "evaluate_arrays", "predict_arrays", "as_padded"]
 
@@ -135,12 +135,12 @@ def fit_arrays(model: Any, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     ``validation_split`` holds out the LAST fraction of the samples (before shuffling, as Keras
     does); ``validation_data=(X_val, y_val)`` takes precedence. ``shuffle`` draws a new order every
     epoch from the library generator (``tinygrad_rnn.manual_seed``). ``clip``: max global gradient
-    norm. ``callbacks``: e.g. ``EarlyStopping``, ``ModelCheckpoint`` (:mod:`tinygrad_rnn.callbacks`).
+    norm. ``callbacks``: e.g. ``EarlyStopping``, ``ModelCheckpoint`` (:mod:`tinygrad_rnn.train.callbacks`).
     ``plot``: a path to save the loss curves to (needs matplotlib). The step is compiled
     (:func:`tinygrad_rnn.compile`) unless ``compile=False``; a tqdm bar shows progress.
     """
     from .optim import Adam
-    from .train import fit
+    from .loop import fit
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     batch_size = _check_batch_size(batch_size)

@@ -64,7 +64,7 @@ class ModelCheckpoint:
         self.saved: list[Path] = []
 
     def on_epoch_end(self, epoch: int, history: Any, model: Any) -> bool:
-        from .io import save
+        from .checkpoints import save
         if self.save_best_only:
             value = _monitored(history, self.monitor, "ModelCheckpoint")
             if not value < self.best:

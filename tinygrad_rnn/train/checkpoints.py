@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 import safetensors.numpy
 
-from . import random as _random
+from .. import random as _random
 
 __all__ = ["save", "load", "read", "Checkpoint", "CheckpointError", "FORMAT", "FORMAT_VERSION"]
 
@@ -122,7 +122,7 @@ def _pack_optimizer(optimizer: Any, tensors: dict[str, np.ndarray]) -> dict:
 
 
 def _library_version() -> str:
-    from . import __version__  # lazily: this module is imported while the package initialises
+    from .. import __version__  # lazily: this module is imported while the package initialises
     return __version__
 
 

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .engine import apply, as_operands, constant
-from .tensor import Tensor
+from ..autograd.engine import apply, as_operands, constant
+from ..autograd.tensor import Tensor
 
 __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence, Union
 
 import numpy as np
 
-from .engine import effect
+from ..autograd.engine import effect
 
 __all__ = [
     "Optimizer",

@@ -1,5 +1,5 @@
 """Differentiable ops. Each is one small function over NumPy arrays that returns its result and
-its ``backward`` side by side, the equation in its docstring (see :func:`tinygrad_rnn.engine.op`):
+its ``backward`` side by side, the equation in its docstring (see :func:`tinygrad_rnn.autograd.engine.op`):
 
 - :mod:`.elementwise`: arithmetic, activations, comparisons, ``where``, ``clip``, ``dropout``
 - :mod:`.reduce`: ``sum``, ``mean``, ``max``, ``argmax``, ``logsumexp``, ``softmax``, ...

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import apply, constant, op, promote_operands
-from ..random import rng
+from ...random import rng
 from .common import broadcast_error
 
 __all__ = [
