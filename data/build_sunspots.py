@@ -1,4 +1,4 @@
-"""Build ``tinygrad_rnn/datasets_data/sunspots.csv``: yearly mean sunspot numbers 1700-2008.
+"""Build ``tinygrad_rnn/data/datasets_data/sunspots.csv``: yearly mean sunspot numbers 1700-2008.
 
 Source: the ``sunspots`` dataset bundled with ``statsmodels`` (yearly data from the US National
 Geophysical Data Center / NOAA; statsmodels states "This data is public domain").
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import statsmodels.api as sm
 
-OUT = Path(__file__).resolve().parent.parent / "tinygrad_rnn" / "datasets_data" / "sunspots.csv"
+OUT = Path(__file__).resolve().parent.parent / "tinygrad_rnn" / "data" / "datasets_data" / "sunspots.csv"
 
 
 def main() -> None:

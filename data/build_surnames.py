@@ -1,4 +1,4 @@
-"""Build ``tinygrad_rnn/datasets_data/surnames.csv``: (surname, language) pairs from Faker.
+"""Build ``tinygrad_rnn/data/datasets_data/surnames.csv``: (surname, language) pairs from Faker.
 
 Source: the last-name lists of Faker's person providers (``faker`` on PyPI, MIT licence,
 copyright joke2k and contributors). Only Latin-script locales are used so a character model
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from faker.providers import person as base_person
 
-OUT = Path(__file__).resolve().parent.parent / "tinygrad_rnn" / "datasets_data" / "surnames.csv"
+OUT = Path(__file__).resolve().parent.parent / "tinygrad_rnn" / "data" / "datasets_data" / "surnames.csv"
 
 # language label -> Faker locales pooled under it
 LANGUAGES = {

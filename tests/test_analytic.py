@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fixture_utils import fixture_names, load_fixture
-from tinygrad_rnn import analytic
+from tinygrad_rnn.reference import analytic
 
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}

@@ -389,3 +389,23 @@ def test_an_error_inside_the_trace_leaves_no_tracer_behind_and_nested_calls_inli
         outer(np.full(2, value))
         np.testing.assert_array_equal(w.grad, [value, value])
     assert outer.replays == 2 and inner.traces == 0
+
+
+def test_the_library_ops_are_recognised_by_the_module_they_live_in():
+    # exact_gradient and remove_dead_code trust library ops only; a module path that no longer
+    # matched (e.g. after a move) would silently treat every op as a user op.
+    from tinygrad_rnn.autograd import ops as library_ops
+    from tinygrad_rnn.compile.passes import is_library_forward
+    from tinygrad_rnn.engine import op
+
+    forwards = [getattr(library_ops, name).forward for name in library_ops.__all__
+                if hasattr(getattr(library_ops, name), "forward")]
+    assert len(forwards) > 30
+    assert all(is_library_forward(f, ops_only=True) for f in forwards)
+
+    @op()
+    def user_double(x):
+        """y = 2x"""
+        return 2 * x, lambda g: (2 * g,)
+    assert not is_library_forward(user_double.forward)
+    assert not is_library_forward(lambda x: x)

@@ -19,6 +19,7 @@ from tinygrad_rnn.data import CharTokenizer
 from tinygrad_rnn.losses import cross_entropy
 from tinygrad_rnn.nn import GRU, Linear, Module
 from tinygrad_rnn.optim import SGD, Adam
+from tinygrad_rnn.train import checkpoints  # where save lives: the failure tests patch its os and tempfile
 
 
 class Net(Module):
@@ -163,7 +164,7 @@ def test_failed_write_keeps_old_checkpoint_and_leaves_no_temp(tmp_path, monkeypa
 
     def broken_replace(src, dst):
         raise OSError("disk full")
-    monkeypatch.setattr(io.os, "replace", broken_replace)
+    monkeypatch.setattr(checkpoints.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         io.save(path, model, step=2)
     monkeypatch.undo()
@@ -414,7 +415,7 @@ def test_save_that_cannot_create_its_temporary_file_names_the_target(tmp_path, m
 
     def refused(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / ".ck.safetensors.1.abc.tmp"))
-    monkeypatch.setattr(io.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", refused)
     with pytest.raises(PermissionError, match="Permission denied") as caught:
         io.save(tmp_path / "ck.safetensors", model)
     assert str(tmp_path / "ck.safetensors") in str(caught.value) and ".tmp" not in str(caught.value)

@@ -1,10 +1,18 @@
-"""tinygrad_rnn: a small reverse-mode autograd engine over NumPy, and recurrent nets built from it."""
+"""tinygrad_rnn: a small reverse-mode autograd engine over NumPy, and recurrent nets built from it.
+
+Layers, each importing only those before it: :mod:`.autograd` (Tensor, engine, ops) and
+:mod:`.reference` (handwritten BPTT, NumPy only); :mod:`.nn`; :mod:`.compile`; :mod:`.train` and
+:mod:`.data`; :mod:`.viz`; then the application modules (models, CLI, ONNX, PyTorch interop).
+"""
+# Through the old module on purpose: importing tinygrad_rnn.gradcheck binds the module as this
+# package's attribute, so it must happen before the function takes the name (as it did before the move).
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
-from . import callbacks, data, datasets, engine, functional, nn, ops, optim, runtime, testing, viz  # noqa: E402  (public submodules)
-from .io import load, save
+# public submodules; engine, ops, optim, callbacks and datasets are re-exports of their new homes
+from . import callbacks, data, datasets, engine, functional, nn, ops, optim, runtime, testing, viz  # noqa: E402
+from .train.checkpoints import load, save
 from .compile import CompileError, compile  # noqa: A004  (tg.compile, like torch.compile)
-from .tensor import (
+from .autograd.tensor import (
     Tensor, arange, detect_anomaly, enable_grad, full, is_grad_enabled, no_grad, ones, ones_like,
     rand, randn, scope, zeros, zeros_like,
 )

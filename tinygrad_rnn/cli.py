@@ -33,7 +33,7 @@ class CLIError(Exception):
 def _names_data(tokenizer: Any, names: list[str], batch_size: int, seed: int):
     """Each name becomes ``<eos> n a m e <eos>``: inputs all but the last id, targets all but the
     first; padded targets are ignored (-100) so they add nothing to the loss."""
-    from .data import batches
+    from .data.text import batches
 
     eos = tokenizer.eos_id
     seqs = [np.concatenate([[eos], tokenizer.encode(n), [eos]]) for n in names]
@@ -58,8 +58,8 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None, seq_len_given: boo
     ``--seq-len`` given on the command line must fit the text (and is an error for names, which
     are trained whole); the default (or a resumed run's value) is shortened to fit, with a note.
     """
-    from .data import CharTokenizer, lm_batches
-    from .datasets import load_text, names
+    from .data.text import CharTokenizer, lm_batches
+    from .data.datasets import load_text, names
 
     rng = np.random.default_rng(args.seed)
     if args.data is None:
@@ -112,14 +112,14 @@ def _prepare(args: argparse.Namespace, tokenizer: Any = None, seq_len_given: boo
 
 
 def _loss_fn(logits: Any, y: Any) -> Any:
-    from .losses import cross_entropy
+    from .train.losses import cross_entropy
     return cross_entropy(logits, y)
 
 
 def _held_out_loss(model: Any, val: Any, stateful: bool) -> float:
     """Token-weighted mean cross-entropy (nats per predicted character)."""
-    from .losses import cross_entropy
-    from .tensor import no_grad
+    from .train.losses import cross_entropy
+    from .autograd.tensor import no_grad
 
     model.eval()
     total, count, state = 0.0, 0, None
@@ -135,10 +135,10 @@ def _held_out_loss(model: Any, val: Any, stateful: bool) -> float:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a character model (``tinygrad-rnn train``); the exit code."""
-    from . import io
+    from .train import checkpoints as io
     from .baselines import bigram_nll
     from .models import CharLM
-    from .optim import Adam
+    from .train.optim import Adam
     from .random import manual_seed
     from .train import DivergenceError, fit
 
@@ -357,7 +357,7 @@ def _vocabulary(tokenizer: Any, limit: int = 40) -> str:
 
 
 def _tokenizer_from(meta: dict, path: Any) -> Any:
-    from .data import CharTokenizer
+    from .data.text import CharTokenizer
 
     state = meta.get("tokenizer")
     if not isinstance(state, dict):
@@ -378,7 +378,7 @@ def _sample(model: Any, tokenizer: Any, extra: dict, prime: str, max_len: int, t
     without a prime they start after a newline when the vocabulary has one (not printed), else
     from the first character of the training text (printed).
     """
-    from .generate import generate
+    from .data.generate import generate
 
     if extra.get("mode", "names") == "names":
         return prime + generate(model, tokenizer, prime=prime, max_len=max_len, temperature=temperature,
@@ -397,7 +397,7 @@ def _sample(model: Any, tokenizer: Any, extra: dict, prime: str, max_len: int, t
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Sample from a checkpoint (``tinygrad-rnn sample``); the exit code."""
-    from . import io
+    from .train import checkpoints as io
     from .models import CharLM
 
     if args.n < 1:
@@ -439,7 +439,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from . import viz
     from .nn import GRU, LSTM, RNN
     from .random import manual_seed
-    from .tensor import Tensor
+    from .autograd.tensor import Tensor
     from .viz.render import dot_too_large
 
     if args.steps < 1 or args.hidden < 1 or args.layers < 1:

@@ -2,7 +2,7 @@
 analytic BPTT vs finite differences, one cell at a time, as a use of
 :func:`tinygrad_rnn.testing.crosscheck_cell`.
 
-The built-in cells are checked against :mod:`tinygrad_rnn.analytic` through small adapters to
+The built-in cells are checked against :mod:`tinygrad_rnn.reference.analytic` through small adapters to
 ``crosscheck_cell``'s forward/backward signature; a user's cell and derivation are loaded from
 ``package.module:Name`` specs (:func:`check_user_cell`).
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from . import analytic
+from .reference import analytic
 from .nn import GRUCell, LSTMCell, RNNCell
 from .random import manual_seed
 from .testing import CellCheck, crosscheck_cell
@@ -34,7 +34,7 @@ def _param_grads(d: dict, params: list[str]) -> dict:
 
 
 def analytic_pair(kind: str) -> tuple[Callable, Callable]:
-    """``(forward, backward)`` of :mod:`tinygrad_rnn.analytic` for a built-in cell kind, adapted to
+    """``(forward, backward)`` of :mod:`tinygrad_rnn.reference.analytic` for a built-in cell kind, adapted to
     ``crosscheck_cell``'s ``forward(x, state0, params)`` / ``backward(d_outputs, d_final_state,
     cache)``. The cells' output is h, their state ``(h,)`` (LSTM ``(h, c)``)."""
     if kind not in KINDS:
@@ -72,7 +72,7 @@ def analytic_pair(kind: str) -> tuple[Callable, Callable]:
 
 def check_kind(kind: str, steps: int = 5, batch: int = 2, input_size: int = 3, hidden: int = 4,
                seed: int = 0) -> CheckResult:
-    """The built-in cell ``kind`` (float64, seeded weights) against :mod:`tinygrad_rnn.analytic`
+    """The built-in cell ``kind`` (float64, seeded weights) against :mod:`tinygrad_rnn.reference.analytic`
     and central differences; the loss puts random upstream gradients on every output and state."""
     forward, backward = analytic_pair(kind)
     manual_seed(seed)

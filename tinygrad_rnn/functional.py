@@ -5,13 +5,13 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
-from .tensor import Tensor
-from .losses import (  # noqa: F401  (re-exported)
+from .autograd import ops
+from .autograd.tensor import Tensor
+from .train.losses import (  # noqa: F401  (re-exported)
     binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss, nll_loss,
 )
 from .metrics import accuracy, bits_per_token, perplexity  # noqa: F401
-from .ops import (  # noqa: F401
+from .autograd.ops import (  # noqa: F401
     abs, add, addmm, argmax, argmin, astype, cat, chunk, clip, concatenate, div, dropout, embedding,
     eq, exp, flatten, ge, getitem, gt, le, log, log_softmax, logsumexp, lt, matmul, max, maximum,
     mean, minimum, mul, ne, neg, permute, pow, relu, reshape, sigmoid, softmax, split, squeeze,

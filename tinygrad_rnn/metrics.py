@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor
+from .autograd.tensor import Tensor
 
 __all__ = ["accuracy", "perplexity", "bits_per_token"]
 

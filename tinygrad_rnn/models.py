@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ops
+from .autograd import ops
 from .nn import GRU, LSTM, RNN, Embedding, Linear, Module
 from .nn.layers import check_size
-from .tensor import Tensor
+from .autograd.tensor import Tensor
 
 __all__ = ["CharLM", "CELLS", "detach_state", "flatten_logits"]
 

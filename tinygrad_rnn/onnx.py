@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .nn import GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, Recurrent, RNNCell
-from .tensor import Tensor, no_grad
+from .autograd.tensor import Tensor, no_grad
 
 __all__ = ["DEFAULT_OPSET", "OnnxExportError", "Traced", "export", "export_checkpoint", "require_onnx"]
 
@@ -771,8 +771,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
     holds ``config``, ``vocab`` (a JSON list: id -> token), ``tokenizer`` (``CharTokenizer.to_dict()``)
     and ``mode`` (``names``: start from ``<eos>`` and stop at it; ``text``).
     """
-    from . import io
-    from .data import CharTokenizer
+    from .train import checkpoints as io
+    from .data.text import CharTokenizer
     from .models import CharLM
 
     meta = io.read(checkpoint).metadata

@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .gradcheck import GradcheckError, numeric_gradient, numeric_gradients, reverse_gradients
-from .tensor import Tensor, no_grad, run_backward
+from .autograd.gradcheck import GradcheckError, numeric_gradient, numeric_gradients, reverse_gradients
+from .autograd.tensor import Tensor, no_grad, run_backward
 
 __all__ = ["assert_close", "default_tolerances", "check_gradients", "crosscheck_cell", "CellCheck",
            "CellCheckError", "GradcheckError"]
@@ -204,7 +204,7 @@ class CellCheck:
 
 def _unroll(cell: Any, x: Tensor, state0: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
     """outputs (T, N, O) stacked from ``cell.step`` over the T steps of ``x``, and the final state."""
-    from .ops import stack, unbind
+    from .autograd.ops import stack, unbind
     state = tuple(state0)
     outputs = []
     for x_t in unbind(x, 0):

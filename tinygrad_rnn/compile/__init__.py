@@ -34,9 +34,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import engine
+from ..autograd import engine
 from ..random import get_rng_state, set_rng_state
-from ..tensor import Tensor
+from ..autograd.tensor import Tensor
 from .passes import optimize, output_slots
 from .replay import Replay
 from .trace import CompileError, Schedule, Tracer

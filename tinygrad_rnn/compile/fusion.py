@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import chunk, sigmoid, split, tanh
+from ..autograd.ops import chunk, sigmoid, split, tanh
 from .trace import BackwardStep, OpStep, Schedule
 
 __all__ = ["chunk_activations", "fuse_chunk_activations"]

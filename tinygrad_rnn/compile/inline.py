@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import ops
+from ..autograd import ops
 
 __all__ = ["inline_code", "FRESH", "IN_PLACE"]
 

@@ -20,13 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import addmm, matmul, unbind
+from ..autograd import ops as library_ops
+from ..autograd.ops import addmm, matmul, unbind
 from .trace import BackwardStep, EffectStep, OpStep, Schedule
+
+# Library ops are known by the module their array function lives in (the names follow the package, so
+# a move cannot silently turn every library op into a user op); user ops are never trusted.
+LIBRARY_OP_MODULES = (library_ops.__name__, __name__.rpartition(".")[0])
 
 __all__ = [
     "Read", "Run", "CallEffect", "Backprop", "Accumulate", "WeightGemm", "StoreGrad", "Free",
     "Program", "lower", "batch_weight_gradients", "accumulate_in_place", "free_dead_values",
     "optimize", "output_slots", "remove_dead_code", "share_stacked_gradients", "Reuse",
+    "LIBRARY_OP_MODULES", "is_library_forward",
 ]
 
 
@@ -240,12 +246,20 @@ _EXACT_SHAPE = {"chunk", "split", "unbind", "stack", "cat", "reshape", "transpos
                 "getitem", "embedding", "matmul", "chunk_activations"}
 
 
+def is_library_forward(forward: Any, ops_only: bool = False) -> bool:
+    """Whether ``forward`` is the array function of one of the library's ops (``ops_only``) or of
+    the library's ops or compile's fused ones."""
+    module = getattr(forward, "__module__", None) or ""
+    prefixes = LIBRARY_OP_MODULES[:1] if ops_only else LIBRARY_OP_MODULES
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes)
+
+
 def exact_gradient(schedule: Schedule, op: OpStep, j: int) -> bool:
     """Whether input ``j`` of a library op gets its gradient already at its own shape and dtype
     (no broadcast to undo): then the replay adds it as it is. A library op's backward returns
     the input's shape or the output's (broadcast) shape, in the input's dtype, so equal shapes
     suffice; some ops are exact whatever the shapes. User ops are always fitted."""
-    if not getattr(op.forward, "__module__", "").startswith(("tinygrad_rnn.ops", "tinygrad_rnn.compile")):
+    if not is_library_forward(op.forward):
         return False
     shape = schedule.slots[op.inputs[j]].shape
     if shape == ():
@@ -404,7 +418,7 @@ def remove_dead_code(program: Program, schedule: Schedule) -> Program:
     """Drop library ops whose results nothing reads (e.g. a layer's stacked outputs when only
     its final state is used) and that keep no backward; dropout stays, since skipping it would
     change the random numbers drawn after it."""
-    from ..ops.elementwise import dropout_forward_op
+    from ..autograd.ops.elementwise import dropout_forward_op
     statements = program.statements
     keep = set(program.outputs)
     while True:
@@ -415,8 +429,7 @@ def remove_dead_code(program: Program, schedule: Schedule) -> Program:
         for s in statements:
             if isinstance(s, Run) and s.closure is None and not any(v in read for v in s.outs):
                 forward = schedule.steps[s.step].forward
-                module = getattr(forward, "__module__", "")
-                if module.startswith("tinygrad_rnn.ops") and forward is not dropout_forward_op.forward:
+                if is_library_forward(forward, ops_only=True) and forward is not dropout_forward_op.forward:
                     continue
             if isinstance(s, Read) and s.var not in read:
                 continue

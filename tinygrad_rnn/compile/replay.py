@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..engine import unbroadcast
+from ..autograd.engine import unbroadcast
 from .inline import FRESH, IN_PLACE, backward_code, inline_code, training_code
 from .passes import (
     Accumulate, Backprop, CallEffect, Free, Program, Read, Reuse, Run, StoreGrad, WeightGemm,

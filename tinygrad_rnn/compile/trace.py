@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import engine
-from ..tensor import Tensor
+from ..autograd import engine
+from ..autograd.tensor import Tensor
 
 __all__ = ["CompileError", "Slot", "OpStep", "EffectStep", "BackwardStep", "Schedule", "Tracer"]
 

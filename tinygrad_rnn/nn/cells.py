@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
-from ..tensor import Tensor
+from ..autograd import ops
+from ..autograd.tensor import Tensor
 from .layers import as_input, check_size, uniform
 from .module import Module
 

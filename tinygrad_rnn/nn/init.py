@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..random import rng
-from ..tensor import Tensor
+from ..autograd.tensor import Tensor
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",

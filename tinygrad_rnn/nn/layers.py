@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from ..autograd import ops
 from ..random import rng
-from ..tensor import DEFAULT_FLOAT, Tensor
+from ..autograd.tensor import DEFAULT_FLOAT, Tensor
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "Dropout", "Sequential", "check_size", "uniform", "as_input"]
@@ -122,7 +122,7 @@ class Sequential(Module):
     on each sequence's last output. ``forward(x, mask=None)``: a ``mask`` (True where a step is
     data) goes to every sequence layer until a ``LastOutput`` removes the time axis.
     ``fit``/``evaluate``/``predict`` train and run the model on NumPy arrays (see
-    :mod:`tinygrad_rnn.array_training`).
+    :mod:`tinygrad_rnn.train.array_training`).
     """
 
     def __init__(self, *modules: Module):
@@ -145,18 +145,18 @@ class Sequential(Module):
         return x
 
     def fit(self, X: Any, y: Any, **kwargs: Any) -> Any:
-        """Train on arrays, Keras-style: see :func:`tinygrad_rnn.array_training.fit_arrays`."""
-        from ..array_training import fit_arrays
+        """Train on arrays, Keras-style: see :func:`tinygrad_rnn.train.array_training.fit_arrays`."""
+        from ..train.array_training import fit_arrays
         return fit_arrays(self, X, y, **kwargs)
 
     def evaluate(self, X: Any, y: Any, **kwargs: Any) -> float:
-        """Mean loss on arrays: see :func:`tinygrad_rnn.array_training.evaluate_arrays`."""
-        from ..array_training import evaluate_arrays
+        """Mean loss on arrays: see :func:`tinygrad_rnn.train.array_training.evaluate_arrays`."""
+        from ..train.array_training import evaluate_arrays
         return evaluate_arrays(self, X, y, **kwargs)
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
-        """Outputs for arrays, as one array: see :func:`tinygrad_rnn.array_training.predict_arrays`."""
-        from ..array_training import predict_arrays
+        """Outputs for arrays, as one array: see :func:`tinygrad_rnn.train.array_training.predict_arrays`."""
+        from ..train.array_training import predict_arrays
         return predict_arrays(self, X, **kwargs)
 
     def __getitem__(self, i: int) -> Module:

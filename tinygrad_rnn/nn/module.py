@@ -10,8 +10,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .. import engine
-from ..tensor import Tensor
+from ..autograd import engine
+from ..autograd.tensor import Tensor
 
 __all__ = ["Parameter", "Module", "ModuleList"]
 

@@ -27,8 +27,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import engine, ops
-from ..tensor import Tensor, scope
+from ..autograd import engine, ops
+from ..autograd.tensor import Tensor, scope
 from .cells import check_nonlinearity, check_state, gru_step, lstm_step, rnn_step
 from .layers import as_input, check_size, uniform
 from .module import Module

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..engine import graph_tensors, unbroadcast
-from ..tensor import Tensor
+from ..autograd.engine import graph_tensors, unbroadcast
+from ..autograd.tensor import Tensor
 
 __all__ = [
     "edge_gradient_norms", "graph_order", "gradient_not_kept", "is_freed", "sibling_output_index",

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..nn.module import Module
 from ..nn.recurrent import Recurrent
-from ..tensor import Tensor
+from ..autograd.tensor import Tensor
 from .engine_access import gradient_not_kept
 
 __all__ = ["gradient_flow", "step_grad_norms"]

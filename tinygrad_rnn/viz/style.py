@@ -6,7 +6,7 @@ import colorsys
 import math
 from typing import Iterable
 
-from ..tensor import Tensor
+from ..autograd.tensor import Tensor
 
 __all__ = [
     "LEGEND", "STYLES", "ColourScale", "escape_dot", "format_norm", "hsv_to_hex", "shape_text",

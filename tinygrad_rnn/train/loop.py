@@ -20,11 +20,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .compile import CompileError, compile as compile_fn
-from .models import detach_state
-from .random import get_rng_state, set_rng_state
+from ..compile import CompileError, compile as compile_fn
+from ..models import detach_state
+from ..random import get_rng_state, set_rng_state
 from .optim import clip_grads_with_norm_, get_total_norm
-from .tensor import Tensor, no_grad
+from ..autograd.tensor import Tensor, no_grad
 
 __all__ = ["History", "DivergenceError", "evaluate", "fit", "as_tensor_batch", "model_caller"]
 
@@ -203,7 +203,7 @@ def fit(model: Any, loss_fn: Callable, optimizer: Any, train_data: Any, val_data
 
     ``callbacks``: objects with ``on_epoch_end(epoch, history, model) -> bool`` (True stops the run
     after this epoch) and optionally ``on_train_end(history, model)``, e.g.
-    :class:`~tinygrad_rnn.callbacks.EarlyStopping`, :class:`~tinygrad_rnn.callbacks.ModelCheckpoint`.
+    :class:`~tinygrad_rnn.train.callbacks.EarlyStopping`, :class:`~tinygrad_rnn.train.callbacks.ModelCheckpoint`.
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
