@@ -68,6 +68,11 @@ class Node:
         self.out_meta = out_meta
         self.retained: dict | None = None
 
+    def output_grads(self, grads: list) -> list:
+        """The gradients of this node's outputs (several), zeros where none arrived (None)."""
+        return [np.zeros(shape, dtype) if g is None else g
+                for g, (shape, dtype) in zip(grads, self.out_meta)]
+
     @property
     def freed(self) -> bool:
         """True once a backward walk without ``retain_graph`` has released this node."""
@@ -400,8 +405,7 @@ def run_backward(roots: Sequence["Tensor"], grads: Sequence[np.ndarray], retain_
         g = pending.pop(id(node), None)
         if g is not None:
             if node.out_meta is not None:  # several outputs: zeros where no gradient arrived
-                g = [np.zeros(shape, dtype) if gi is None else gi
-                     for gi, (shape, dtype) in zip(g, node.out_meta)]
+                g = node.output_grads(g)
                 if node.retained:
                     for i, t in node.retained.items():
                         t.grad = g[i].copy() if t.grad is None else t.grad + g[i]

@@ -112,10 +112,7 @@ class Tensor:
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item: only one-element tensors convert to Python scalars, got shape {self.shape}")
-        _tracer_reads_value(self, "item()")
-        return self.data.item()
+        return self._scalar("item()")
 
     def __float__(self) -> float:
         return float(self._scalar("float()"))

@@ -27,6 +27,7 @@ eager, so results match eager with the same seed.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 from collections import OrderedDict
@@ -203,6 +204,7 @@ class _Entry:
         self._replay: Replay | None = None
         self._debug: Replay | None = None
         self.checked = False   # check="first": whether this schedule's first replay was checked
+        self.output_slots = output_slots(schedule.outputs)   # the result's slots, in order
 
     @property
     def replay(self) -> Replay:
@@ -214,7 +216,7 @@ class _Entry:
         arrays = [x.data if isinstance(x, Tensor) else x for x in flat]
         tensors = [x if isinstance(x, Tensor) else None for x in flat]
         values = self.replay.run(arrays, tensors)
-        return _rebuild(self.schedule.outputs, dict(zip(output_slots(self.schedule.outputs), values)))
+        return _rebuild(self.schedule.outputs, dict(zip(self.output_slots, values)))
 
     def call_keeping_all(self, flat: list) -> tuple[dict, Any]:
         if self._debug is None:
@@ -223,7 +225,7 @@ class _Entry:
         tensors = [x if isinstance(x, Tensor) else None for x in flat]
         values = self._debug.run_keeping_all(arrays, tensors)
         result = _rebuild(self.schedule.outputs,
-                          {s: values[f"v{s}"] for s in output_slots(self.schedule.outputs)})
+                          {s: values[f"v{s}"] for s in self.output_slots})
         return values, result
 
 
@@ -262,7 +264,7 @@ class _State:
         return {
             "data": [t.data.copy() for t in self.schedule.externals],
             "grad": [None if t.grad is None else np.array(t.grad, copy=True) for t in self.schedule.externals],
-            "owners": [_deep_copy(o.state_dict()) for o in self.owners],
+            "owners": [copy.deepcopy(o.state_dict()) for o in self.owners],
             "rng": get_rng_state(),
         }
 
@@ -272,13 +274,8 @@ class _State:
                 t.data[...] = data
             t.grad = None if grad is None else grad.copy()
         for owner, state in zip(self.owners, self.saved["owners"]):
-            owner.load_state_dict(_deep_copy(state))
+            owner.load_state_dict(copy.deepcopy(state))
         set_rng_state(self.saved["rng"])
-
-
-def _deep_copy(value: Any) -> Any:
-    import copy
-    return copy.deepcopy(value)
 
 
 def _close(a: Any, b: Any) -> bool:

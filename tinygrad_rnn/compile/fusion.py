@@ -128,7 +128,3 @@ def _result_slots(schedule: Schedule) -> set[int]:
     from .passes import output_slots
     return set(output_slots(schedule.outputs))
 
-
-def fused_steps(schedule: Schedule) -> list[Any]:
-    """The fused ops in a schedule (for tests and dumps)."""
-    return [s for s in schedule.steps if isinstance(s, OpStep) and s.forward is chunk_activations]

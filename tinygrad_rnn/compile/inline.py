@@ -76,26 +76,22 @@ def _basic_index(index: object) -> bool:
 
 
 # ----- ops that keep a backward ----------------------------------------------------------------
-# The forward as a NumPy line that also saves what the backward reads in the closure's register,
-# and the backward as a NumPy line, for the elementwise ops of a recurrent step. Each backward is
-# the op's own rule with the same NumPy operations in the same order (tinygrad_rnn/ops/
-# elementwise.py), so a replay gives the eager engine's values to the last bit.
+# For the ops of a recurrent step: what the backward reads (saved in the closure's register by
+# the forward line, which is the op's template above) and the backward as a NumPy line. Each
+# backward is the op's own rule with the same NumPy operations in the same order
+# (tinygrad_rnn/autograd/ops/), so a replay gives the eager engine's values to the last bit.
 _TRAINING: dict[Callable, tuple[str, Callable]] = {
-    ops.mul.forward: ("{o} = {i0} * {i1}; {c} = ({i0}, {i1})",
+    ops.mul.forward: ("({i0}, {i1})",
                       lambda r, g, c, n: f"{r} = ({f'{g} * {c}[1]' if n[0] else 'None'}, "
                                          f"{f'{g} * {c}[0]' if n[1] else 'None'})"),
-    ops.add.forward: ("{o} = {i0} + {i1}; {c} = None",
-                      lambda r, g, c, n: f"{r} = ({g}, {g})"),
-    ops.sub.forward: ("{o} = {i0} - {i1}; {c} = None",
-                      lambda r, g, c, n: f"{r} = ({g}, {f'-{g}' if n[1] else 'None'})"),
-    ops.addmm.forward: ("{o} = {i1} @ {i2}; {o} += {i0}; {c} = ({i1}, {i2})",
+    ops.add.forward: ("None", lambda r, g, c, n: f"{r} = ({g}, {g})"),
+    ops.sub.forward: ("None", lambda r, g, c, n: f"{r} = ({g}, {f'-{g}' if n[1] else 'None'})"),
+    ops.addmm.forward: ("({i1}, {i2})",
                         lambda r, g, c, n: f"{r} = ({g}, {f'{g} @ {c}[1].T' if n[1] else 'None'}, "
                                            f"{f'{c}[0].T @ {g}' if n[2] else 'None'})"),
-    ops.tanh.forward: ("{o} = np.tanh({i0}); {c} = {o}",
-                       lambda r, g, c, n: f"_d = 1.0 - {c} * {c}; _d *= {g}; {r} = (_d,)"),
-    ops.sigmoid.forward: ("{o} = np.multiply({i0}, 0.5); np.tanh({o}, out={o}); {o} *= 0.5; "
-                          "{o} += 0.5; {c} = {o}",
-                          lambda r, g, c, n: f"_d = 1.0 - {c}; _d *= {c}; _d *= {g}; {r} = (_d,)"),
+    ops.tanh.forward: ("{o}", lambda r, g, c, n: f"_d = 1.0 - {c} * {c}; _d *= {g}; {r} = (_d,)"),
+    ops.sigmoid.forward: ("{o}", lambda r, g, c, n: f"_d = 1.0 - {c}; _d *= {c}; _d *= {g}; "
+                                                    f"{r} = (_d,)"),
 }
 
 
@@ -107,7 +103,8 @@ def training_code(forward: Callable, out: str, ins: list[str], closure: str, nee
         return None
     if forward in (ops.mul.forward, ops.sub.forward, ops.addmm.forward) and needs is None:
         return None
-    return entry[0].format(o=out, c=closure, **{f"i{k}": v for k, v in enumerate(ins)})
+    names = {f"i{k}": v for k, v in enumerate(ins)}
+    return (_TEMPLATES[forward] + "; {c} = " + entry[0]).format(o=out, c=closure, **names)
 
 
 def backward_code(forward: Callable, result: str, grad: str, closure: str, needs: tuple | None) -> str:

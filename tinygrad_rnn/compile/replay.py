@@ -268,17 +268,19 @@ class Replay:
         return f"{d} += {value}"
 
     # ----- running --------------------------------------------------------------------------------
-    def run(self, inputs: list, input_tensors: list) -> list:
-        """Run the program on new input arrays; returns the registers of the result's values."""
+    def _execute(self, inputs: list, input_tensors: list) -> list:
         registers = [None] * self.size
         externals = self.schedule.externals
         for chunk in self.chunks:
             chunk(registers, externals, inputs, input_tensors)
+        return registers
+
+    def run(self, inputs: list, input_tensors: list) -> list:
+        """Run the program on new input arrays; returns the result's values."""
+        registers = self._execute(inputs, input_tensors)
         return [registers[r] for r in self.output_registers]
 
     def run_keeping_all(self, inputs: list, input_tensors: list) -> dict[str, Any]:
         """Run and return every variable by name (for a program built without liveness)."""
-        registers = [None] * self.size
-        for chunk in self.chunks:
-            chunk(registers, self.schedule.externals, inputs, input_tensors)
+        registers = self._execute(inputs, input_tensors)
         return {var: registers[i] for var, i in self.registers.items()}

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from .engine_access import graph_order, is_freed, sibling_output_index
+from .engine_access import graph_order, is_freed
 
 __all__ = [
     "CollectedGraph", "STEP_PART", "Step", "flatten_roots", "param_names", "split_step_scope",
@@ -194,12 +194,11 @@ def teaching_names(graph: CollectedGraph, names: Mapping[int, str]) -> dict[int,
         gates = GATE_NAMES.get(scope.split("/")[0], {}).get(len(group))
         if gates is None:
             continue
-        members = [order[i] for i in group]
         prefix = ""
         if scope.split("/")[0] == "gru":
             prefix = "gx_" if order[parent].op in ("getitem", "unbind") else "gh_"
         for i in group:
-            index = sibling_output_index(order[i], members)
+            index = order[i].output_index
             if 0 <= index < len(gates) and i not in out:
                 out[i] = prefix + gates[index]
     # States: carried from one step to another step of the same lane.

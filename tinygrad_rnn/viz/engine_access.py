@@ -7,7 +7,6 @@ node of a tensor (``Tensor.grad_fn``) and its backward function.
 - :func:`edge_gradient_norms`: per argument of an op result, the norm of the gradient backward
   sent along that edge, recomputed by calling the op's backward on the retained ``.grad``.
 - :func:`gradient_not_kept`: an intermediate whose ``.grad`` was never asked to be retained.
-- :func:`sibling_output_index`: which output of a multi-output op (``split``/``chunk``) a tensor is.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from ..autograd.engine import graph_tensors, unbroadcast
 from ..autograd.tensor import Tensor
 
 __all__ = [
-    "edge_gradient_norms", "graph_order", "gradient_not_kept", "is_freed", "sibling_output_index",
+    "edge_gradient_norms", "graph_order", "gradient_not_kept", "is_freed",
 ]
 
 
@@ -52,9 +51,9 @@ def edge_gradient_norms(t: Tensor) -> list[float | None]:
     if node.out_meta is None:
         grads = node.backward(g)
     else:
-        outs = [np.zeros(shape, dtype) for shape, dtype in node.out_meta]
+        outs: list = [None] * len(node.out_meta)
         outs[t.output_index] = g
-        grads = node.backward(*outs)
+        grads = node.backward(*node.output_grads(outs))
     flows: list[float | None] = []
     for p, gp in zip(node.inputs, grads):
         if gp is None or not p.requires_grad:
@@ -63,9 +62,3 @@ def edge_gradient_norms(t: Tensor) -> list[float | None]:
         gp = unbroadcast(np.asarray(gp), p.shape)
         flows.append(float(np.linalg.norm(np.asarray(gp, dtype=np.float64).ravel())))
     return flows
-
-
-def sibling_output_index(t: Tensor, siblings: Sequence[Tensor]) -> int:
-    """The output index of ``t`` among the outputs of one multi-output op (the engine's
-    ``Tensor.output_index``)."""
-    return t.output_index
